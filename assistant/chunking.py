@@ -1,0 +1,182 @@
+"""Structure-aware chunking: ``Document`` -> ``Chunk`` passages sized in tiktoken tokens.
+
+- Markdown headings give each chunk its ``section`` path ("Étapes pour lancer", "2. Méthode > 2.1 …");
+  a chunk never spans two sections.
+- Interview turns ("**Nom** : …", "Nom : …", "Q : …") stay whole when they fit; a long turn is cut
+  between sentences and its continuation keeps the speaker label.
+- Paragraphs are cut between sentences, never inside one unless a single sentence is too long.
+- ``embed_text`` = a short context header (title — section) + the passage. When a ``fits`` check is
+  given (the embedder's own tokenizer), every chunk is split until its ``embed_text`` fits in the
+  model's maximum sequence: nothing is silently truncated.
+
+Usage::
+
+    chunks = chunk_document(doc, max_tokens=220, overlap_tokens=30, fits=embedder.fits)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from assistant.loaders import HEADING, TURN
+from assistant.tokens import count_tokens
+from assistant.types import Chunk, Document
+
+SENTENCE_END = re.compile(r"(?<=[.!?…;])\s+(?=[«\"(\[A-ZÀ-ÖØ-Ý0-9-])|(?<=[.!?…]»)\s+")
+LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
+
+
+@dataclass
+class Unit:
+    """A piece of text that the packer keeps whole: a paragraph, a turn, a list item or a sentence."""
+
+    text: str
+    tokens: int
+    sentence: bool = False
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split French prose into sentences (keeps the punctuation)."""
+    parts = [p.strip() for p in SENTENCE_END.split(text) if p and p.strip()]
+    return parts or [text.strip()]
+
+
+def _blocks(body: str, transcript: bool) -> list[tuple[list[str], str]]:
+    """(heading path, block text) in order. Blank lines end a block; headings reset the path;
+    list items are blocks of their own; in transcripts a new speaker label starts a block."""
+    path: list[tuple[int, str]] = []
+    blocks: list[tuple[list[str], str]] = []
+    current: list[str] = []
+
+    def flush() -> None:
+        if current:
+            text = "\n".join(current).strip()
+            if text:
+                blocks.append(([h for _, h in path], text))
+            current.clear()
+
+    for line in body.split("\n"):
+        heading = HEADING.match(line)
+        if heading:
+            flush()
+            level = len(heading.group(1))
+            path[:] = [p for p in path if p[0] < level]
+            path.append((level, heading.group(2).strip()))
+            continue
+        if not line.strip():
+            if not transcript:
+                flush()
+            continue
+        if LIST_ITEM.match(line) or (transcript and TURN.match(line)):
+            flush()
+        current.append(line.rstrip())
+    flush()
+    return blocks
+
+
+def _units_of(block: str, max_tokens: int) -> list[Unit]:
+    """The block as one unit if it fits, else its sentences (continuation turns keep the label)."""
+    tokens = count_tokens(block)
+    if tokens <= max_tokens:
+        return [Unit(block, tokens)]
+    label = ""
+    turn = TURN.match(block)
+    if turn:
+        label = (turn.group("b") or turn.group("p") or "").strip()
+    units: list[Unit] = []
+    for i, sentence in enumerate(split_sentences(block.replace("\n", " "))):
+        text = sentence if i == 0 or not label else f"{label} (suite) : {sentence}"
+        n = count_tokens(text)
+        if n <= max_tokens:
+            units.append(Unit(text, n, sentence=True))
+            continue
+        words = text.split()
+        step = max(1, len(words) * max_tokens // (n + 1))
+        for start in range(0, len(words), step):
+            piece = " ".join(words[start : start + step])
+            units.append(Unit(piece, count_tokens(piece), sentence=True))
+    return units
+
+
+def _pack(units: list[Unit], max_tokens: int, overlap_tokens: int) -> list[str]:
+    chunks: list[list[Unit]] = []
+    current: list[Unit] = []
+    size = 0
+    for unit in units:
+        if current and size + unit.tokens > max_tokens:
+            chunks.append(current)
+            last = current[-1]
+            keep = last.sentence and unit.sentence and 0 < last.tokens <= overlap_tokens
+            current = [last] if keep else []
+            size = last.tokens if keep else 0
+        current.append(unit)
+        size += unit.tokens
+    if current:
+        chunks.append(current)
+    return ["\n".join(u.text for u in chunk) for chunk in chunks]
+
+
+def context_header(title: str, section: str | None) -> str:
+    return f"{title} — {section}" if section else title
+
+
+def _fit(text: str, header: str, fits: Callable[[str], bool]) -> list[str]:
+    """Split ``text`` until ``header + text`` passes ``fits`` (sentences first, then words)."""
+    if fits(f"{header}\n{text}"):
+        return [text]
+    pieces = split_sentences(text)
+    if len(pieces) == 1:
+        pieces = text.split()
+        if len(pieces) == 1:
+            half = len(text) // 2
+            pieces = [text[:half], text[half:]]
+    mid = len(pieces) // 2
+    joiner = " "
+    return _fit(joiner.join(pieces[:mid]), header, fits) + _fit(joiner.join(pieces[mid:]), header, fits)
+
+
+def chunk_document(
+    doc: Document,
+    max_tokens: int = 220,
+    overlap_tokens: int = 30,
+    fits: Callable[[str], bool] | None = None,
+) -> list[Chunk]:
+    """Cut one document into chunks. See the module docstring for the rules."""
+    meta = doc.metadata
+    title = str(meta.get("title", ""))
+    transcript = meta.get("doc_type") == "entretien"
+    sections: dict[tuple[str, ...], list[Unit]] = {}
+    order: list[tuple[str, ...]] = []
+    for path, block in _blocks(doc.text, transcript):
+        # a level-1 heading equal to the title adds nothing to the section path
+        if path and path[0].strip().lower() == title.strip().lower():
+            path = path[1:]
+        key = tuple(path)
+        if key not in sections:
+            sections[key] = []
+            order.append(key)
+        sections[key].extend(_units_of(block, max_tokens))
+    chunks: list[Chunk] = []
+    for key in order:
+        section = " > ".join(key) or None
+        header = context_header(title, section)
+        for packed in _pack(sections[key], max_tokens, overlap_tokens):
+            for text in _fit(packed, header, fits) if fits else [packed]:
+                chunks.append(_make_chunk(meta, section, header, text, len(chunks)))
+    return chunks
+
+
+def _make_chunk(meta: dict, section: str | None, header: str, text: str, ordinal: int) -> Chunk:
+    source = str(meta.get("source", ""))
+    page = meta.get("page")
+    digest = hashlib.sha1(f"{source}\x00{page}\x00{ordinal}\x00{header}\x00{text}".encode()).hexdigest()
+    chunk_meta = {
+        k: v for k, v in meta.items()
+        if k in {"source", "title", "doc_type", "page", "illustrative", "echelle", "departement",
+                 "territoire", "themes", "date", "speakers", "statut"}
+    }
+    chunk_meta.update(section=section, ordinal=ordinal, tokens=count_tokens(text))
+    return Chunk(id=digest[:24], text=text, embed_text=f"{header}\n{text}", metadata=chunk_meta)

@@ -1,0 +1,319 @@
+"""Build or update the index incrementally: corpus files -> Documents -> Chunks -> vectors + BM25.
+
+Usage::
+
+    report = ingest(Path("corpus"), Path("index"), settings)
+    print(report.summary())
+
+Incremental: a file whose size and mtime are unchanged is not read; one whose content hash is
+unchanged is not re-embedded. Only added or changed files are embedded; chunks of removed files are
+deleted. A change of embedding model or chunking rebuilds everything (announced in the summary).
+
+Crash safety (SIGKILL at any moment): vectors are written to Chroma BEFORE the SQLite manifest
+commits the file, and old vectors are deleted AFTER. The manifest (one transaction per group of
+files) is the source of truth; retrieval ignores vectors it does not list, and a run that finds
+the ``in_progress`` mark of a killed run first deletes those orphans, then redoes what was left.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from assistant.chunking import chunk_document
+from assistant.errors import LoadError
+from assistant.loaders import SUPPORTED, is_candidate, load_file
+from assistant.settings import Settings
+from assistant.store.lexical import ANALYSER_VERSION, Bm25Index, analyse
+from assistant.store.manifest import SCHEMA_VERSION, FileRecord, Manifest
+from assistant.types import Chunk
+
+MANIFEST_FILE = "manifest.sqlite"
+LEXICAL_FILE = "lexical.pkl"
+GROUP_CHUNKS = 128  # chunks embedded and committed together
+
+
+@dataclass
+class IngestReport:
+    """What one ``ingest`` run did. ``usable`` is True when the index holds at least one chunk."""
+
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    chunks_total: int = 0
+    chunks_embedded: int = 0
+    seconds: float = 0.0
+    rebuilt: str | None = None
+    recovered: int = 0
+
+    @property
+    def usable(self) -> bool:
+        return self.chunks_total > 0
+
+    def summary(self) -> str:
+        """French, human-readable summary (what the CLI prints)."""
+        lines = []
+        if self.rebuilt:
+            lines.append(f"Reconstruction complète de l'index : {self.rebuilt}")
+        if self.recovered:
+            lines.append(f"Reprise après une interruption : {self.recovered} vecteur(s) orphelin(s) supprimé(s).")
+        lines.append(
+            f"Fichiers : {len(self.added)} ajouté(s), {len(self.changed)} modifié(s), "
+            f"{len(self.removed)} supprimé(s), {len(self.unchanged)} inchangé(s), "
+            f"{len(self.failed)} en échec, {len(self.skipped)} ignoré(s)."
+        )
+        lines.append(
+            f"Passages : {self.chunks_total} dans l'index, {self.chunks_embedded} calculé(s) ; "
+            f"durée : {self.seconds:.1f} s."
+        )
+        if self.failed:
+            lines.append("Fichiers en échec (les autres sont indexés) :")
+            lines.extend(f"  - {reason}" if reason.startswith(path) else f"  - {path} : {reason}"
+                         for path, reason in self.failed)
+        if self.skipped:
+            lines.append("Fichiers ignorés :")
+            lines.extend(f"  - {path} : {reason}" for path, reason in self.skipped)
+        if self.warnings:
+            lines.append("Avertissements :")
+            lines.extend(f"  - {w}" for w in self.warnings)
+        if not self.usable:
+            lines.append("Aucun passage indexé : l'index n'est pas utilisable. Ajoutez des fichiers au corpus.")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "added": self.added, "changed": self.changed, "removed": self.removed,
+            "unchanged": len(self.unchanged), "failed": [{"source": p, "reason": r} for p, r in self.failed],
+            "skipped": [{"source": p, "reason": r} for p, r in self.skipped], "warnings": self.warnings,
+            "chunks": self.chunks_total, "chunks_embedded": self.chunks_embedded,
+            "seconds": round(self.seconds, 3), "rebuilt": self.rebuilt, "recovered": self.recovered,
+        }
+
+
+def fingerprint(settings: Settings) -> dict[str, str]:
+    """What built the index. Any difference with the stored one triggers a full rebuild."""
+    return {
+        "schema": SCHEMA_VERSION,
+        "analyser": ANALYSER_VERSION,
+        "embedding_model": settings.embedding_model,
+        "chunk_tokens": str(settings.chunk_tokens),
+        "chunk_overlap_tokens": str(settings.chunk_overlap_tokens),
+        "vector_store": settings.chroma_url or "embedded",
+        "collection": settings.chroma_collection,
+    }
+
+
+def _describe_change(old: dict[str, str], new: dict[str, str]) -> str:
+    labels = {"embedding_model": "modèle d'embedding", "chunk_tokens": "taille des passages",
+              "chunk_overlap_tokens": "chevauchement", "vector_store": "stockage des vecteurs",
+              "schema": "format de l'index", "analyser": "analyse lexicale", "collection": "collection"}
+    parts = [f"{labels.get(k, k)} {old.get(k, '?')} → {new[k]}" for k in new if old.get(k) != new[k]]
+    return "changement de " + ", ".join(parts) + "."
+
+
+def sha256_bytes(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def scan(corpus_dir: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Candidate files (supported extensions) and skipped ones with the reason."""
+    files, skipped = [], []
+    for path in sorted(corpus_dir.rglob("*")):
+        if not path.is_file() or not is_candidate(path, corpus_dir):
+            continue
+        if path.suffix.lower() in SUPPORTED:
+            files.append(path)
+        else:
+            rel = path.relative_to(corpus_dir).as_posix()
+            skipped.append((rel, f"extension « {path.suffix or '(aucune)'} » non prise en charge "
+                                 "(formats : md, txt, pdf, docx)"))
+    return files, skipped
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="fichier", desc="Indexation", disable=not enabled or total == 0,
+                file=sys.stderr, dynamic_ncols=True)
+
+
+def ingest(
+    corpus_dir: Path,
+    index_dir: Path,
+    settings: Settings,
+    progress: bool = True,
+    embedder: Any = None,
+    store: Any = None,
+) -> IngestReport:
+    """Bring ``index_dir`` up to date with ``corpus_dir``. See the module docstring."""
+    start = time.perf_counter()
+    report = IngestReport()
+    if not corpus_dir.is_dir():
+        from assistant.errors import AssistantError
+
+        raise AssistantError(f"Dossier du corpus introuvable : {corpus_dir}. Vérifiez --corpus ou ASSISTANT_CORPUS_DIR.")
+    index_dir.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest(index_dir / MANIFEST_FILE)
+    try:
+        _run(corpus_dir, index_dir, settings, manifest, report, progress, embedder, store)
+        report.chunks_total = manifest.count_chunks()
+        _refresh_lexical(manifest, index_dir)
+    finally:
+        manifest.close()
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _run(corpus_dir: Path, index_dir: Path, settings: Settings, manifest: Manifest, report: IngestReport,
+         progress: bool, embedder: Any, store: Any) -> None:
+    current = fingerprint(settings)
+    stored_raw = manifest.get("fingerprint")
+    stored = json.loads(stored_raw) if stored_raw else None
+    if stored is not None and stored != current:
+        report.rebuilt = _describe_change(stored, current)
+        with manifest.transaction():
+            manifest.db.execute("DELETE FROM chunks")
+            manifest.db.execute("DELETE FROM files")
+            manifest.set("fingerprint", json.dumps(current))
+            manifest.set("store_reset_pending", "1")
+            manifest._bump()
+    elif stored is None:
+        manifest.set("fingerprint", json.dumps(current))
+
+    records = manifest.files()
+    paths, report.skipped = scan(corpus_dir)
+    max_bytes = int(settings.max_file_mb * 1024 * 1024)
+    todo: list[tuple[Path, str, int, int, bool]] = []  # path, hash, size, mtime, is_new
+    seen: set[str] = set()
+    for path in paths:
+        rel = path.relative_to(corpus_dir).as_posix()
+        seen.add(rel)
+        st = path.stat()
+        record = records.get(rel)
+        if record and record.size == st.st_size and record.mtime_ns == st.st_mtime_ns:
+            _keep(report, record)
+            continue
+        digest = sha256_bytes(path)
+        if record and record.hash == digest:
+            manifest.touch(rel, st.st_size, st.st_mtime_ns)
+            _keep(report, record)
+            continue
+        todo.append((path, digest, st.st_size, st.st_mtime_ns, record is None))
+    removed = sorted(set(records) - seen)
+    crashed = manifest.get("in_progress") == "1"
+    reset_pending = manifest.get("store_reset_pending") == "1"
+    if not (todo or removed or crashed or reset_pending):
+        return
+
+    manifest.set("in_progress", "1")
+    if store is None:
+        from assistant.store.vector import open_vector_store
+
+        store = open_vector_store(settings, index_dir)
+    if reset_pending:
+        store.reset()
+        manifest.set("store_reset_pending", "0")
+    elif crashed:
+        orphans = sorted(store.ids() - manifest.chunk_ids())
+        store.delete(orphans)
+        report.recovered = len(orphans)
+
+    if todo:
+        if embedder is None:
+            from assistant.embedders import get_embedder
+
+            embedder = get_embedder(settings)
+        _process(todo, corpus_dir, settings, manifest, store, embedder, report, max_bytes, progress)
+
+    if removed:
+        old_ids = sorted(i for rel in removed for i in manifest.chunk_ids(rel))
+        manifest.remove_files(removed)
+        store.delete(old_ids)
+        report.removed = removed
+    manifest.set("in_progress", "0")
+
+
+def _keep(report: IngestReport, record: FileRecord) -> None:
+    report.unchanged.append(record.path)
+    if record.status == "failed":
+        report.failed.append((record.path, record.error or "échec"))
+
+
+def _process(todo: list[tuple[Path, str, int, int, bool]], corpus_dir: Path, settings: Settings,
+             manifest: Manifest, store: Any, embedder: Any, report: IngestReport, max_bytes: int,
+             progress: bool) -> None:
+    group: list[tuple[FileRecord, list[Chunk], list[list[str]], bool]] = []
+    pending = 0
+    bar = _progress(len(todo), progress)
+
+    def flush() -> None:
+        nonlocal pending
+        chunks = [c for _, cs, _, _ in group for c in cs]
+        if chunks:
+            vectors = embedder.embed_batch([c.embed_text for c in chunks], kind="passage")
+            store.add([c.id for c in chunks], vectors, [c.metadata for c in chunks])
+            report.chunks_embedded += len(chunks)
+        stale = {rec.path: manifest.chunk_ids(rec.path) for rec, _, _, _ in group}
+        manifest.commit_files((rec, cs, ts) for rec, cs, ts, _ in group)
+        new_ids = {c.id for c in chunks}
+        store.delete(sorted(i for ids in stale.values() for i in ids if i not in new_ids))
+        for rec, _, _, is_new in group:
+            (report.added if is_new else report.changed).append(rec.path)
+        group.clear()
+        pending = 0
+
+    for path, digest, size, mtime_ns, is_new in todo:
+        rel = path.relative_to(corpus_dir).as_posix()
+        record = FileRecord(rel, digest, size, mtime_ns, "ok", None, 0)
+        chunks: list[Chunk] = []
+        try:
+            result = load_file(path, corpus_dir, max_bytes=max_bytes)
+            report.warnings.extend(result.warnings)
+            for doc in result.documents:
+                chunks.extend(chunk_document(doc, settings.chunk_tokens, settings.chunk_overlap_tokens,
+                                             fits=embedder.fits))
+            if not chunks:
+                raise LoadError(rel, "aucun texte à indexer après découpage.")
+        except LoadError as exc:
+            record.status, record.error, chunks = "failed", str(exc), []
+            report.failed.append((rel, str(exc)))
+        except Exception as exc:  # noqa: BLE001 - one broken file must not stop the others
+            message = f"{rel} : erreur inattendue à la lecture ({exc.__class__.__name__} : {exc})."
+            record.status, record.error, chunks = "failed", message, []
+            report.failed.append((rel, message))
+        record.n_chunks = len(chunks)
+        group.append((record, chunks, [analyse(c.embed_text) for c in chunks], is_new))
+        pending += len(chunks)
+        if pending >= GROUP_CHUNKS:
+            flush()
+        bar.update(1)
+    if group:
+        flush()
+    bar.close()
+
+
+def _refresh_lexical(manifest: Manifest, index_dir: Path) -> None:
+    """Rebuild the BM25 cache when it is missing or older than the manifest."""
+    path = index_dir / LEXICAL_FILE
+    generation = manifest.generation
+    cached = Bm25Index.load(path) if path.exists() else None
+    if cached is not None and cached.generation == generation:
+        return
+    ids, docs = [], []
+    for chunk_id, terms in manifest.iter_terms():
+        ids.append(chunk_id)
+        docs.append(terms)
+    Bm25Index.build(ids, docs, generation=generation).save(path)

@@ -1,0 +1,104 @@
+"""One validated settings object, read from ``ASSISTANT_*`` environment variables and ``.env``.
+
+Usage::
+
+    from assistant.settings import get_settings
+    settings = get_settings()            # raises SettingsError with a French message on a bad value
+    settings.index_dir, settings.embedding_model
+
+Every value has a default that works offline on the sample corpus.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from assistant.errors import SettingsError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_models_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "pqna-assistant" / "models"
+
+
+class Settings(BaseSettings):
+    """All settings of the assistant. Environment variable = ``ASSISTANT_`` + field name in capitals."""
+
+    model_config = SettingsConfigDict(env_prefix="ASSISTANT_", env_file=".env", extra="ignore")
+
+    corpus_dir: Path = Field(PROJECT_ROOT / "corpus", description="dossier du corpus")
+    index_dir: Path = Field(PROJECT_ROOT / "index", description="dossier de l'index")
+    models_dir: Path = Field(default_factory=_default_models_dir, description="modèles convertis")
+
+    # Embeddings: a built-in name (see assistant.embedders.BUILTIN_MODELS), a local path, or "fake"
+    embedding_model: str = "multilingual-e5-small-q4"
+    embedding_batch_size: int = Field(32, ge=1, le=1024)
+    torch_threads: int = Field(0, ge=0, le=256, description="0 = choix automatique")
+
+    # Chunking, in tiktoken (cl100k_base) tokens
+    chunk_tokens: int = Field(220, ge=32, le=2000)
+    chunk_overlap_tokens: int = Field(30, ge=0, le=500)
+    chunk_min_tokens: int = Field(40, ge=0, le=1000)
+
+    # Ingestion limits
+    max_file_mb: float = Field(25.0, gt=0, le=2000)
+
+    # Vector store: empty URL = embedded Chroma in index_dir; else a Chroma server
+    chroma_url: str = ""
+    chroma_collection: str = Field("pqna_corpus", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,61}[a-zA-Z0-9]$")
+
+    # Language model (used by later stages; "none" = built-in composer)
+    llm: Literal["none", "openai", "ollama", "fake"] = "none"
+    llm_base_url: str = ""
+    llm_api_key: str = ""
+    llm_model: str = ""
+    llm_timeout_s: float = Field(30.0, gt=0, le=600)
+
+    @field_validator("chroma_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("doit commencer par http:// ou https:// (ou rester vide pour Chroma embarqué)")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check_chunks(self) -> Settings:
+        if self.chunk_overlap_tokens >= self.chunk_tokens:
+            raise ValueError(
+                "ASSISTANT_CHUNK_OVERLAP_TOKENS doit être plus petit que ASSISTANT_CHUNK_TOKENS"
+            )
+        if self.llm == "openai" and not (self.llm_base_url and self.llm_model):
+            raise ValueError("ASSISTANT_LLM=openai demande ASSISTANT_LLM_BASE_URL et ASSISTANT_LLM_MODEL")
+        if self.llm == "ollama" and not self.llm_model:
+            raise ValueError("ASSISTANT_LLM=ollama demande ASSISTANT_LLM_MODEL")
+        return self
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build and validate the settings; a bad value becomes a SettingsError naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join(str(x) for x in err["loc"])
+            name = f"ASSISTANT_{loc.upper()}" if loc else "réglages"
+            given = err.get("input")
+            shown = f" (valeur reçue : {given!r})" if loc and not isinstance(given, dict) else ""
+            lines.append(f"- {name}{shown} : {err['msg']}")
+        raise SettingsError("Réglage invalide :\n" + "\n".join(lines)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return load_settings()

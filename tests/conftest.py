@@ -1,0 +1,98 @@
+"""Shared fixtures: settings on temporary folders with the fake embedder, and file builders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+from assistant.settings import Settings, load_settings  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+
+
+@pytest.fixture
+def settings_for(tmp_path: Path):
+    """Factory: settings on tmp folders, fake embedder unless told otherwise."""
+
+    def make(**overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "corpus_dir": tmp_path / "corpus", "index_dir": tmp_path / "index",
+            "embedding_model": "fake", "chroma_collection": "test_corpus",
+        }
+        values.update(overrides)
+        return load_settings(**values)
+
+    return make
+
+
+def write_md(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def make_pdf(path: Path, pages: list[str], title: str | None = None, keywords: str | None = None,
+             password: str | None = None) -> Path:
+    """A real PDF with one text page per item (fpdf2), optionally encrypted (pypdf)."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    if FONT.exists():
+        pdf.add_font("DejaVu", "", str(FONT))
+        pdf.set_font("DejaVu", size=11)
+    else:
+        pdf.set_font("Helvetica", size=11)
+    if title:
+        pdf.set_title(title)
+    if keywords:
+        pdf.set_keywords(keywords)
+    for text in pages:
+        pdf.add_page()
+        if text:
+            pdf.multi_cell(0, 6, text)
+        else:  # a "scanned" page: drawing only, no text layer
+            pdf.rect(20, 20, 100, 150, style="F")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pdf.output(str(path))
+    if password:
+        from pypdf import PdfReader, PdfWriter
+
+        writer = PdfWriter()
+        for page in PdfReader(str(path)).pages:
+            writer.add_page(page)
+        writer.encrypt(user_password=password, owner_password=password + "-owner")
+        with path.open("wb") as fh:
+            writer.write(fh)
+    return path
+
+
+def make_docx(path: Path, meta: dict[str, str] | None, body: list[tuple[str, str]]) -> Path:
+    """A real .docx: optional metadata table first, then (style, text) paragraphs; style "table" = rows."""
+    from docx import Document
+
+    doc = Document()
+    if meta:
+        table = doc.add_table(rows=1, cols=2)
+        table.rows[0].cells[0].text, table.rows[0].cells[1].text = "champ", "valeur"
+        for key, value in meta.items():
+            row = table.add_row()
+            row.cells[0].text, row.cells[1].text = key, value
+    for style, text in body:
+        if style == "table":
+            rows = [r.split("|") for r in text.split("\n")]
+            table = doc.add_table(rows=len(rows), cols=len(rows[0]))
+            for i, row in enumerate(rows):
+                for j, cell in enumerate(row):
+                    table.rows[i].cells[j].text = cell.strip()
+        else:
+            doc.add_paragraph(text, style=style)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc.save(str(path))
+    return path

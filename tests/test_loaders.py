@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import make_docx, make_pdf, write_md
+
+from assistant.errors import LoadError
+from assistant.loaders import load_file
+
+
+def test_markdown_front_matter_fields(tmp_path: Path):
+    f = write_md(tmp_path / "fiches-experiences/x.md", """---
+type: fiche_experience
+titre: Un conseil citoyen co-animé
+territoire: Quartier X, Commune Y
+departement: Gironde
+echelle: quartier
+themes: [conseil citoyen, participation]
+date: 2024-05
+statut: exemple fictif
+---
+# Un conseil citoyen co-animé
+
+Texte de la fiche.
+""")
+    doc = load_file(f, tmp_path).documents[0]
+    m = doc.metadata
+    assert m["doc_type"] == "fiche_experience" and m["title"] == "Un conseil citoyen co-animé"
+    assert m["echelle"] == ["quartier"] and m["themes"] == ["conseil citoyen", "participation"]
+    assert m["departement"] == "Gironde" and m["date"] == "2024-05"
+    assert m["illustrative"] is True and m["source"] == "fiches-experiences/x.md"
+    assert doc.text.startswith("# Un conseil citoyen")
+
+
+def test_invalid_yaml_warns_and_keeps_body(tmp_path: Path):
+    f = write_md(tmp_path / "fiches-outils/bad.md", "---\ntitre: [non fermé\ntype: : :\n---\n# Titre du texte\n\nCorps gardé.\n")
+    result = load_file(f, tmp_path)
+    assert "Corps gardé." in result.documents[0].text
+    assert result.warnings and "bad.md" in result.warnings[0] and "YAML" in result.warnings[0]
+    assert result.documents[0].metadata["doc_type"] == "fiche_outil"  # from the folder
+    assert result.documents[0].metadata["title"] == "Titre du texte"  # from the first heading
+
+
+def test_no_front_matter_type_from_folder_title_from_name(tmp_path: Path):
+    f = write_md(tmp_path / "rapports/mon-rapport_annuel.txt", "Du texte sans titre.\n")
+    m = load_file(f, tmp_path).documents[0].metadata
+    assert m["doc_type"] == "rapport" and m["title"] == "Mon rapport annuel"
+    assert m["illustrative"] is False
+
+
+def test_transcript_speakers_in_metadata(tmp_path: Path):
+    f = write_md(tmp_path / "entretiens/e.md", "# Entretien\n\n**Enquêtrice** : Bonjour.\n\n**Marie Dupont** : Euh, bonjour.\n\nPaul : Moi aussi.\n\nQ : Et ensuite ?\n\nR : Voilà.\n")
+    m = load_file(f, tmp_path).documents[0].metadata
+    assert m["speakers"] == ["Enquêtrice", "Marie Dupont", "Paul", "Q", "R"]
+
+
+def test_cp1252_text_is_detected(tmp_path: Path):
+    f = tmp_path / "fiches-outils/ancien.txt"
+    f.parent.mkdir(parents=True)
+    f.write_bytes("Élus, délégués et habitants : la co-construction à l'échelle du quartier.".encode("cp1252"))
+    result = load_file(f, tmp_path)
+    assert "Élus, délégués" in result.documents[0].text
+    assert result.warnings and "ancien.txt" in result.warnings[0] and "UTF-8" in result.warnings[0]
+
+
+def test_pdf_pages_title_and_keywords(tmp_path: Path):
+    f = make_pdf(tmp_path / "rapports/r.pdf", ["1. Méthode\nPremière page sur la concertation.", "2. Résultats\nDeuxième page : écoute."],
+                 title="Rapport régional", keywords="type=rapport; echelle=region; themes=a, b; statut=exemple fictif")
+    docs = load_file(f, tmp_path).documents
+    assert [d.metadata["page"] for d in docs] == [1, 2]
+    assert docs[0].metadata["title"] == "Rapport régional" and docs[0].metadata["illustrative"] is True
+    assert docs[0].metadata["themes"] == ["a", "b"] and docs[0].metadata["echelle"] == ["region"]
+    assert "Deuxième page : écoute." in docs[1].text and "## 2. Résultats" in docs[1].text
+
+
+def test_pdf_title_from_first_line_without_metadata(tmp_path: Path):
+    f = make_pdf(tmp_path / "autres/sans-titre.pdf", ["Actes du séminaire\nTexte."])
+    assert load_file(f, tmp_path).documents[0].metadata["title"] == "Actes du séminaire"
+
+
+def test_docx_headings_lists_tables_and_metadata_table(tmp_path: Path):
+    f = make_docx(tmp_path / "fiches-outils/w.docx", {"type": "fiche_outil", "titre": "Budget participatif", "echelle": "commune", "themes": "budget, participation"}, [
+        ("Heading 1", "Budget participatif"), ("Heading 2", "Étapes"), ("List Number", "Voter le règlement."),
+        ("List Bullet", "Informer largement."), ("Normal", "Un paragraphe."), ("table", "Étape|Durée\nVote|1 mois"),
+    ])
+    doc = load_file(f, tmp_path).documents[0]
+    assert doc.metadata["title"] == "Budget participatif" and doc.metadata["themes"] == ["budget", "participation"]
+    assert "## Étapes" in doc.text and "1. Voter le règlement." in doc.text and "- Informer largement." in doc.text
+    assert "Vote | 1 mois" in doc.text and "champ" not in doc.text
+
+
+def test_docx_metadata_section(tmp_path: Path):
+    f = make_docx(tmp_path / "x/w.docx", None, [("Heading 1", "Métadonnées"), ("Normal", "type : fiche_experience"),
+                                                ("Normal", "statut : exemple fictif"), ("Heading 1", "Un titre"), ("Normal", "Corps.")])
+    doc = load_file(f, tmp_path).documents[0]
+    assert doc.metadata["doc_type"] == "fiche_experience" and doc.metadata["illustrative"] is True
+    assert "Métadonnées" not in doc.text and "Corps." in doc.text
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("empty", "vide (0 octet)"),
+    ("fake_pdf", "n'est pas un PDF"),
+    ("encrypted", "mot de passe"),
+    ("scanned", "OCR"),
+    ("oversized", "trop volumineux"),
+    ("unknown", "non prise en charge"),
+    ("bad_docx", "Word illisible"),
+])
+def test_bad_inputs_have_french_messages_naming_the_file(tmp_path: Path, case: str, expected: str):
+    d = tmp_path / "fiches-outils"
+    d.mkdir()
+    max_bytes = None
+    if case == "empty":
+        f = d / "vide.md"
+        f.write_bytes(b"")
+    elif case == "fake_pdf":
+        f = d / "faux.pdf"
+        f.write_text("Ceci est un texte, pas un PDF.", encoding="utf-8")
+    elif case == "encrypted":
+        f = make_pdf(d / "protege.pdf", ["Secret."], password="motdepasse")
+    elif case == "scanned":
+        f = make_pdf(d / "scan.pdf", ["", ""])
+    elif case == "oversized":
+        f = write_md(d / "gros.md", "x " * 5000)
+        max_bytes = 1000
+    elif case == "unknown":
+        f = d / "tableau.xlsx"
+        f.write_bytes(b"PK\x03\x04")
+    else:
+        f = d / "casse.docx"
+        f.write_bytes(b"pas un zip")
+    with pytest.raises(LoadError) as info:
+        load_file(f, tmp_path, max_bytes=max_bytes)
+    assert expected in str(info.value)
+    assert str(info.value).startswith(f"fiches-outils/{f.name} :")
