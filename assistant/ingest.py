@@ -65,7 +65,7 @@ class IngestReport:
         if self.rebuilt:
             lines.append(f"Reconstruction complète de l'index : {self.rebuilt}")
         if self.recovered:
-            lines.append(f"Reprise après une interruption : {self.recovered} vecteur(s) orphelin(s) supprimé(s).")
+            lines.append(f"Reprise après une interruption : {self.recovered} vecteur(s) réparé(s) ou supprimé(s).")
         lines.append(
             f"Fichiers : {len(self.added)} ajouté(s), {len(self.changed)} modifié(s), "
             f"{len(self.removed)} supprimé(s), {len(self.unchanged)} inchangé(s), "
@@ -227,9 +227,7 @@ def _run(corpus_dir: Path, index_dir: Path, settings: Settings, manifest: Manife
         store.reset()
         manifest.set("store_reset_pending", "0")
     elif crashed:
-        orphans = sorted(store.ids() - manifest.chunk_ids())
-        store.delete(orphans)
-        report.recovered = len(orphans)
+        report.recovered = recover_store(store, manifest)
 
     if todo:
         if embedder is None:
@@ -244,6 +242,24 @@ def _run(corpus_dir: Path, index_dir: Path, settings: Settings, manifest: Manife
         store.delete(old_ids)
         report.removed = removed
     manifest.set("in_progress", "0")
+
+
+def recover_store(store: Any, manifest: Manifest) -> int:
+    """After a killed run: drop orphan vectors; if Chroma cannot read its segment any more (a known
+    Chroma failure after an unclean stop), rebuild the collection from the manifest's vectors."""
+    try:
+        orphans = sorted(store.ids() - manifest.chunk_ids())
+        store.delete(orphans)
+        ids, metas, vectors = manifest.vectors()
+        if len(ids):
+            store.query(vectors[0], 1)  # raises when the HNSW segment is unreadable
+        return len(orphans)
+    except Exception:  # noqa: BLE001 - chromadb raises InternalError subclasses here
+        store.reset()
+        ids, metas, vectors = manifest.vectors()
+        if ids:
+            store.add(ids, vectors, metas)
+        return len(ids)
 
 
 def _keep(report: IngestReport, record: FileRecord) -> None:
@@ -262,16 +278,23 @@ def _process(todo: list[tuple[Path, str, int, int, bool]], corpus_dir: Path, set
     def flush() -> None:
         nonlocal pending
         chunks = [c for _, cs, _, _ in group for c in cs]
+        blobs: list[bytes] = []
         if chunks:
             vectors = embedder.embed_batch([c.embed_text for c in chunks], kind="passage")
             store.add([c.id for c in chunks], vectors, [c.metadata for c in chunks])
             report.chunks_embedded += len(chunks)
+            blobs = [v.astype("float32").tobytes() for v in vectors]
         stale = {rec.path: manifest.chunk_ids(rec.path) for rec, _, _, _ in group}
-        manifest.commit_files((rec, cs, ts) for rec, cs, ts, _ in group)
+        rows, offset = [], 0
+        for rec, cs, ts, _ in group:
+            rows.append((rec, cs, ts, blobs[offset : offset + len(cs)]))
+            offset += len(cs)
+        manifest.commit_files(rows)
         new_ids = {c.id for c in chunks}
         store.delete(sorted(i for ids in stale.values() for i in ids if i not in new_ids))
         for rec, _, _, is_new in group:
-            (report.added if is_new else report.changed).append(rec.path)
+            if rec.status == "ok":
+                (report.added if is_new else report.changed).append(rec.path)
         group.clear()
         pending = 0
 

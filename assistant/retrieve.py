@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from assistant.errors import IndexStateError
 from assistant.ingest import LEXICAL_FILE, MANIFEST_FILE, _refresh_lexical
 from assistant.settings import Settings
@@ -45,6 +47,7 @@ class Index:
     _store: Any = None
     _embedder: Any = None
     ids: set[str] = field(default_factory=set)
+    _fallback: Any = None
 
     @property
     def store(self) -> Any:
@@ -62,13 +65,29 @@ class Index:
             self._embedder = get_embedder(self.settings)
         return self._embedder
 
+    def _dense(self, vector: Any, pool: int) -> list[tuple[str, float]]:
+        """Chroma first; if its segment is unreadable (after a crash, until the next ingest repairs
+        it), an exact search over the manifest's own vectors."""
+        if self._fallback is None:
+            try:
+                return self.store.query(vector, pool)
+            except Exception:  # noqa: BLE001 - chromadb InternalError and friends
+                ids, _, vectors = self.manifest.vectors()
+                self._fallback = (ids, vectors)
+        ids, vectors = self._fallback
+        if not ids:
+            return []
+        scores = vectors @ vector
+        order = np.argsort(-scores)[:pool]
+        return [(ids[j], float(scores[j])) for j in order]
+
     def search(self, question: str, k: int = 5, mode: str = "hybrid", pool: int = 30) -> list[Hit]:
         """Top ``k`` hits for ``question``; ``mode`` is ``hybrid``, ``dense`` or ``lexical``."""
         dense: list[tuple[str, float]] = []
         lexical: list[tuple[str, float]] = []
         if mode in ("hybrid", "dense"):
             vector = self.embedder.embed_batch([question], kind="query")[0]
-            dense = [(i, s) for i, s in self.store.query(vector, pool) if i in self.ids]
+            dense = [(i, s) for i, s in self._dense(vector, pool) if i in self.ids]
         if mode in ("hybrid", "lexical"):
             lexical = self.lexical.search(analyse(question), pool)
         fused = rrf([[i for i, _ in dense], [i for i, _ in lexical]])

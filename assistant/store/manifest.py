@@ -5,7 +5,10 @@ ingester is killed. The manifest is the source of truth: a vector in Chroma whos
 manifest is ignored by retrieval and removed by the next ingest.
 
 Tables: ``meta(key, value)``, ``files(path, hash, size, mtime_ns, status, error, n_chunks)``,
-``chunks(id, path, ordinal, text, embed_text, metadata, terms)``.
+``chunks(id, path, ordinal, text, embed_text, metadata, terms, vector)``.
+
+The vectors are kept here too (float32 blobs): Chroma is a derived index that can be rebuilt from
+the manifest without re-embedding, e.g. after a crash left its HNSW segment unreadable.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from assistant.types import Chunk
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
@@ -28,7 +33,7 @@ CREATE TABLE IF NOT EXISTS files (
 );
 CREATE TABLE IF NOT EXISTS chunks (
     id TEXT PRIMARY KEY, path TEXT NOT NULL, ordinal INTEGER NOT NULL, text TEXT NOT NULL,
-    embed_text TEXT NOT NULL, metadata TEXT NOT NULL, terms TEXT NOT NULL
+    embed_text TEXT NOT NULL, metadata TEXT NOT NULL, terms TEXT NOT NULL, vector BLOB
 );
 CREATE INDEX IF NOT EXISTS chunks_path ON chunks(path);
 """
@@ -87,10 +92,12 @@ class Manifest:
     def touch(self, path: str, size: int, mtime_ns: int) -> None:
         self.db.execute("UPDATE files SET size=?, mtime_ns=? WHERE path=?", (size, mtime_ns, path))
 
-    def commit_files(self, records: Iterable[tuple[FileRecord, list[Chunk], list[list[str]]]]) -> None:
+    def commit_files(
+        self, records: Iterable[tuple[FileRecord, list[Chunk], list[list[str]], list[bytes]]]
+    ) -> None:
         """Replace, in ONE transaction, the rows of several files and their chunks."""
         with self.transaction():
-            for record, chunks, terms in records:
+            for record, chunks, terms, vectors in records:
                 self.db.execute("DELETE FROM chunks WHERE path=?", (record.path,))
                 self.db.execute(
                     "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -98,11 +105,11 @@ class Manifest:
                      record.error, record.n_chunks),
                 )
                 self.db.executemany(
-                    "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         (c.id, record.path, c.metadata.get("ordinal", 0), c.text, c.embed_text,
-                         json.dumps(c.metadata, ensure_ascii=False), " ".join(t))
-                        for c, t in zip(chunks, terms, strict=True)
+                         json.dumps(c.metadata, ensure_ascii=False), " ".join(t), v)
+                        for c, t, v in zip(chunks, terms, vectors, strict=True)
                     ],
                 )
             self._bump()
@@ -151,6 +158,15 @@ class Manifest:
             ):
                 out[cid] = Chunk(cid, text, embed_text, json.loads(meta))
         return out
+
+    def vectors(self) -> tuple[list[str], list[dict[str, Any]], np.ndarray]:
+        """All chunk ids, metadata and vectors (to rebuild the vector store or search without it)."""
+        ids, metas, rows = [], [], []
+        for cid, meta, blob in self.db.execute("SELECT id, metadata, vector FROM chunks ORDER BY path, ordinal"):
+            ids.append(cid)
+            metas.append(json.loads(meta))
+            rows.append(np.frombuffer(blob, dtype=np.float32))
+        return ids, metas, np.stack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
 
     def all_metadata(self) -> dict[str, dict[str, Any]]:
         return {cid: json.loads(m) for cid, m in self.db.execute("SELECT id, metadata FROM chunks")}
