@@ -1,46 +1,100 @@
-"""``answer(question, history, filters) -> Answer``: the one call behind the CLI and, later, the web app.
+"""``answer(question, history, filters) -> Answer``: the one call behind the CLI, the web app, the
+widget and the evals.
 
-This first version is extractive and deliberately plain: it retrieves passages (hybrid search),
-keeps from each of the best ones the sentences that share the most terms with the question, and
-cites them ``[n]``. It states nothing that is not in a cited passage. When no passage shares a
-term with the question it answers ``no_answer`` and says what the corpus covers.
+The flow:
+
+1. Questions that try to give the assistant new instructions are refused (never obeyed).
+2. A follow-up is rewritten into a standalone question (LLM when configured, else the heuristic of
+   ``assistant.conversation``).
+3. Hybrid retrieval with the filters (``assistant.retrieve``).
+4. Support check: ``no_answer`` unless the passages cover the question's terms well enough and the
+   dense similarity is high enough (thresholds calibrated on the dev gold set, see README). The
+   ``no_answer`` message says what the assistant covers and points to the closest fiches.
+5. The built-in composer writes the cited answer (``assistant.compose``); when a language model is
+   configured it writes the answer instead, and it is checked (``assistant.llm.generate``); on
+   error, timeout or failed check the composer's answer is served with a note.
+6. Two or three experiences are suggested (``assistant.experiences``).
 
 Usage::
 
     index = open_index(settings)
     result = answer("Comment lancer un conseil citoyen ?", index=index)
-    result.status, result.answer, result.citations
+    result.status, result.answer, result.citations, result.experiences
 """
 
 from __future__ import annotations
 
+import re
 import time
+import unicodedata
+from collections.abc import Callable
 from typing import Any
 
-from assistant.chunking import split_sentences
+from assistant.compose import compose
+from assistant.conversation import standalone_question
+from assistant.experiences import suggest
 from assistant.retrieve import Index
 from assistant.store.lexical import analyse
 from assistant.types import Answer, Citation, Hit
 
-MAX_CITATIONS = 3
-MIN_COVERAGE = 0.5  # share of the question's terms found in the cited passages
-NO_ANSWER = (
-    "Je n'ai pas trouvé de réponse à cette question dans les documents du centre de ressources. "
-    "Je réponds sur le dialogue territorial : conseils citoyens, conseils de développement, "
-    "conventions citoyennes, concertation, co-construction, écoute territoriale, et les expériences "
-    "des territoires de Nouvelle-Aquitaine."
+# Calibrated on evals/gold/dev.yaml with ``benchmarks/answers.py --calibrate`` (see README).
+MIN_COVERAGE = 0.6   # idf-weighted share of the question's terms found in the top passages
+# cosine similarity of the best dense passage: its scale depends on the embedding model
+MIN_DENSE = {"multilingual-e5-small-q4": 0.80, "all-MiniLM-L6-v2": 0.30, "fake": 0.0}
+DEFAULT_MIN_DENSE = 0.0  # unknown model: only the lexical coverage decides
+TOP_FOR_SUPPORT = 3
+
+SCOPE = (
+    "Je réponds à partir des documents du centre de ressources Pays et Quartiers de Nouvelle-Aquitaine "
+    "sur le dialogue territorial : conseils citoyens, conseils de développement, conventions "
+    "citoyennes, concertation, co-construction, écoute territoriale, tiers-lieux, PTCE, Territoires "
+    "zéro chômeur, PCAET, PAT, médiation, évaluation participative, et les expériences des territoires."
+)
+NO_ANSWER = "Je n'ai pas trouvé de réponse à cette question dans les documents du centre. "
+INJECTION_ANSWER = (
+    "Je ne peux pas changer mes consignes ni sortir de mon rôle : je réponds seulement, en citant "
+    "mes sources, à des questions sur le dialogue territorial. "
+)
+INJECTION = re.compile(
+    r"(ignore[rz]?|oublie[rz]?|ne tiens pas compte)\b.{0,40}\b(instructions?|consignes?|règles?|corpus|prompt|documents?|tout)"
+    r"|tu es (maintenant|désormais)|à partir de maintenant,? tu|nouvelles? (instructions?|consignes?)"
+    r"|(affiche|révèle|montre|donne)[- ]?(moi)?\b.{0,20}\b(prompt|instructions?|consignes?) (système|cachées?|initiales?)"
+    r"|system prompt|jailbreak|mode développeur|agis comme|fais comme si tu étais|joue le rôle",
+    re.I,
 )
 
 
-def _best_sentences(text: str, terms: set[str], limit: int = 2) -> list[str]:
-    sentences = [s for s in split_sentences(text.replace("\n", " ")) if len(s) > 20]
-    scored = [(len(terms & set(analyse(s))), -i, s) for i, s in enumerate(sentences)]
-    scored = [x for x in scored if x[0] > 0]
-    best = sorted(scored, reverse=True)[:limit]
-    return [s for _, _, s in sorted(best, key=lambda x: -x[1])]
+def is_injection(question: str) -> bool:
+    """Does the question try to give the assistant new instructions?"""
+    plain = unicodedata.normalize("NFC", question)
+    return bool(INJECTION.search(plain))
 
 
-def _citation(n: int, hit: Hit) -> Citation:
+def support(question: str, hits: list[Hit], idf: Callable[[str], float]) -> dict[str, float]:
+    """Signals used to decide whether the corpus supports an answer."""
+    terms = set(analyse(question))
+    weights = {t: idf(t) for t in terms}
+    total = sum(weights.values())
+    covered: set[str] = set()
+    for hit in hits[:TOP_FOR_SUPPORT]:
+        covered |= set(analyse(hit.chunk.embed_text))
+    coverage = sum(w for t, w in weights.items() if t in covered) / total if total else 0.0
+    dense = max((h.dense_score for h in hits if h.dense_score is not None), default=0.0)
+    both = sum(1 for h in hits[:5] if h.dense_rank and h.lexical_rank and h.dense_rank <= 5 and h.lexical_rank <= 5)
+    return {"coverage": round(coverage, 4), "dense": round(dense, 4), "agreement": both}
+
+
+def is_supported(signals: dict[str, float], model: str, mode: str = "hybrid") -> bool:
+    """The refusal rule: enough lexical coverage AND a close enough dense passage."""
+    min_dense = MIN_DENSE.get(model, DEFAULT_MIN_DENSE)
+    if mode == "lexical":
+        return signals["coverage"] >= MIN_COVERAGE
+    if mode == "dense":
+        return signals["dense"] >= min_dense
+    return signals["coverage"] >= MIN_COVERAGE and signals["dense"] >= min_dense
+
+
+def citation_of(n: int, hit: Hit) -> Citation:
     meta = hit.chunk.metadata
     return Citation(
         n=n, source=str(meta.get("source", "")), title=str(meta.get("title", "")),
@@ -49,45 +103,73 @@ def _citation(n: int, hit: Hit) -> Citation:
     )
 
 
+def _closest(hits: list[Hit]) -> str:
+    titles: list[str] = []
+    for hit in hits:
+        meta = hit.chunk.metadata
+        if meta.get("doc_type") == "fiche_outil" and meta.get("title") not in titles:
+            titles.append(str(meta.get("title")))
+    if not titles:
+        return ""
+    return "\n\nFiches les plus proches de votre question, à consulter :\n" + "\n".join(f"- {t}" for t in titles[:3])
+
+
 def answer(question: str, history: list[str] | None = None, filters: dict[str, Any] | None = None,
-           index: Index | None = None) -> Answer:
-    """Answer one question from the index (history and filters are accepted, used from issue 4 on)."""
+           index: Index | None = None, chat_model: Any = None, on_token: Callable[[str], None] | None = None,
+           mode: str = "hybrid") -> Answer:
+    """Answer one question (see the module docstring). ``mode`` (hybrid|dense|lexical) is for evals."""
     if index is None:
         from assistant.retrieve import open_index
         from assistant.settings import get_settings
 
         index = open_index(get_settings())
+    if chat_model is None:
+        chat_model = _chat_model(index)
     t0 = time.perf_counter()
-    hits = index.search(question, k=6)
+    question = (question or "").strip()
+    history = [h for h in (history or []) if h and h.strip()]
+    if not question or is_injection(question):
+        text = (INJECTION_ANSWER if question else "Posez une question sur le dialogue territorial. ") + SCOPE
+        return Answer(question, question, "no_answer", text, timings_ms={"retrieve": 0.0, "generate": 0.0, "total": 0.0})
+
+    standalone = None
+    if chat_model is not None and history:
+        from assistant.llm import rewrite
+
+        standalone = rewrite(question, history, chat_model)
+    standalone = standalone or standalone_question(question, history)
+    hits = index.search(standalone, k=6, filters=filters, mode=mode)
     t1 = time.perf_counter()
-    terms = set(analyse(question))
-    lines: list[str] = []
-    citations: list[Citation] = []
-    for hit in hits:
-        if hit.lexical_rank is None:
-            continue
-        sentences = _best_sentences(hit.chunk.text, terms)
-        if not sentences:
-            continue
-        citation = _citation(len(citations) + 1, hit)
-        citations.append(citation)
-        label = " (exemple fictif)" if citation.illustrative else ""
-        lines.append(f"- {' '.join(sentences)} [{citation.n}]{label}")
-        if len(citations) >= MAX_CITATIONS:
-            break
-    covered = set().union(*(analyse(c.text) for c in citations)) if citations else set()
-    coverage = len(terms & covered) / len(terms) if terms else 0.0
-    if not citations or coverage < MIN_COVERAGE:
-        citations, status, text = [], "no_answer", NO_ANSWER
-    else:
-        status = "answered"
-        sources = "\n".join(
-            f"- [{c.n}] {c.title}" + (f", p. {c.page}" if c.page else "") + f" ({c.source})" for c in citations
-        )
-        text = "D'après les documents du centre :\n\n" + "\n".join(lines) + "\n\n**Pour aller plus loin**\n" + sources
-    t2 = time.perf_counter()
-    return Answer(
-        question=question, standalone_question=question, status=status, answer=text, citations=citations,
-        timings_ms={"retrieve": round((t1 - t0) * 1000, 1), "generate": round((t2 - t1) * 1000, 1),
-                    "total": round((t2 - t0) * 1000, 1)},
-    )
+    signals = support(standalone, hits, index.idf)
+    text, used = ("", []) if not is_supported(signals, index.settings.embedding_model, mode) else compose(standalone, hits, index.idf)
+    citations = [citation_of(n, hit) for n, hit in enumerate(used, start=1)]
+    status = "answered" if citations else "no_answer"
+    if status == "no_answer":
+        text = NO_ANSWER + SCOPE + _closest(hits)
+    elif chat_model is not None:
+        from assistant.llm import generate
+
+        result = generate(standalone, citations, chat_model, on_token=on_token)
+        if result.ok and result.text:
+            text = result.text + (f"\n\n*{result.note}*" if result.note else "")
+        else:
+            text = text + f"\n\n*{result.note}*"
+    experiences = suggest(index, standalone, filters, exclude_sources={c.source for c in citations}) if status == "answered" else []
+    t3 = time.perf_counter()
+    # "generate" covers composition (or the LLM) and the experience suggestions
+    timings = {"retrieve": round((t1 - t0) * 1000, 1), "generate": round((t3 - t1) * 1000, 1),
+               "total": round((t3 - t0) * 1000, 1)}
+    return Answer(question=question, standalone_question=standalone, status=status, answer=text,
+                  citations=citations, experiences=experiences, timings_ms=timings)
+
+
+def _chat_model(index: Index) -> Any:
+    if index.settings.llm == "none":
+        return None
+    cached = getattr(index, "_chat_model", None)
+    if cached is None:
+        from assistant.llm import get_chat_model
+
+        cached = get_chat_model(index.settings)
+        index._chat_model = cached  # type: ignore[attr-defined]
+    return cached

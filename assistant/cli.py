@@ -44,13 +44,40 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def _print_answer(result: object) -> None:
     from rich.console import Console
     from rich.markdown import Markdown
+    from rich.markup import escape
 
     console = Console()
+    if result.standalone_question != result.question:
+        console.print(f"[dim]Question comprise : {escape(result.standalone_question)}[/]")
     console.print(Markdown(result.answer))
+    if result.citations:
+        console.print("[bold]Sources[/]")
     for c in result.citations:
         where = ", ".join(x for x in (c.section, f"p. {c.page}" if c.page else None) if x)
         mark = " [bold yellow](exemple fictif)[/]" if c.illustrative else ""
-        console.print(f"[dim][{c.n}] {c.source}{' — ' + where if where else ''}{mark}[/]")
+        console.print(f"[dim][{c.n}] {escape(c.source)}{' — ' + escape(where) if where else ''}[/]{mark}")
+    if result.experiences:
+        console.print("[bold]Expériences d'autres territoires[/]")
+    for e in result.experiences:
+        mark = " [bold yellow](exemple fictif)[/]" if e["illustrative"] else ""
+        console.print(f"- {escape(str(e['title']))}{mark}\n  [dim]{escape(str(e['territory'] or ''))} — {escape(e['why'])} ({escape(e['source'])})[/]")
+
+
+def parse_filters(items: list[str] | None) -> dict[str, str]:
+    """``["echelle=intercommunalite", "departement=Creuse"]`` -> dict; unknown keys are an error."""
+    from assistant.retrieve import FILTER_KEYS
+
+    filters: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in FILTER_KEYS or not value.strip():
+            raise AssistantError(
+                f"Filtre invalide « {item} » : écrivez CLÉ=VALEUR avec une clé parmi {', '.join(FILTER_KEYS)} "
+                "(ex. --filter echelle=intercommunalite)."
+            )
+        filters[key] = value.strip()
+    return filters
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -58,17 +85,30 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from assistant.retrieve import open_index
 
     settings = _settings(args)
+    filters = parse_filters(args.filter)
     index = open_index(settings, settings.index_dir)
+    session: list[str] = []
 
-    def one(question: str) -> None:
-        result = answer(question, index=index)
+    def one(line: str, keep_history: bool) -> None:
+        question, history, line_filters = line, session[-3:] if keep_history else [], dict(filters)
+        if line.startswith("{"):  # JSON Lines input: {"question": ..., "history": [...], "filters": {...}}
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise AssistantError(f"Ligne JSON invalide sur l'entrée ({exc.msg}) : {line[:80]}") from None
+            question = str(data.get("question", ""))
+            history = [str(h) for h in data.get("history") or []]
+            line_filters.update(data.get("filters") or {})
+        result = answer(question, history=history, filters=line_filters, index=index)
+        if keep_history:
+            session.append(result.standalone_question)
         if args.json:
             print(json.dumps(dataclasses.asdict(result), ensure_ascii=False), flush=True)
         else:
             _print_answer(result)
 
     if args.question:
-        one(" ".join(args.question))
+        one(" ".join(args.question), keep_history=False)
         return 0
     interactive = sys.stdin.isatty() and not args.json
     if interactive:
@@ -81,7 +121,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         if not line:
             break
         if line.strip():
-            one(line.strip())
+            one(line.strip(), keep_history=interactive)
         elif interactive:
             break
     return 0
@@ -109,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question", nargs="*")
     p.add_argument("--index")
     p.add_argument("--json", action="store_true", help="un objet JSON par question (JSON Lines)")
+    p.add_argument("--filter", action="append", metavar="CLÉ=VALEUR",
+                   help="doc_type, echelle, departement ou theme (répétable)")
     p.set_defaults(func=cmd_ask)
     p = sub.add_parser("models", help="préparer le modèle d'embedding (conversion hors ligne)")
     p.set_defaults(func=cmd_models)

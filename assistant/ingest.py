@@ -27,6 +27,7 @@ from typing import Any
 
 from assistant.chunking import chunk_document
 from assistant.errors import LoadError
+from assistant.glossary import load_glossary
 from assistant.loaders import SUPPORTED, is_candidate, load_file
 from assistant.settings import Settings
 from assistant.store.lexical import ANALYSER_VERSION, Bm25Index, analyse
@@ -241,6 +242,7 @@ def _run(corpus_dir: Path, index_dir: Path, settings: Settings, manifest: Manife
         manifest.remove_files(removed)
         store.delete(old_ids)
         report.removed = removed
+    manifest.set("glossary", json.dumps(load_glossary(corpus_dir), ensure_ascii=False))
     manifest.set("in_progress", "0")
 
 

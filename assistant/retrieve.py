@@ -1,16 +1,23 @@
 """Hybrid retrieval: dense (Chroma) + lexical (BM25, French stemming), fused by reciprocal rank.
 
+- Filters (``doc_type``, ``echelle``, ``departement``, ``theme``) apply in both retrievers: as a
+  Chroma ``where`` clause for the dense side, as an allowed-id set for BM25.
+- Query expansion from the corpus glossary, both ways: « PETR » adds « pôle d'équilibre
+  territorial et rural », and the spelled-out form adds the acronym.
+- Near-duplicate passages (same terms, e.g. a paragraph repeated in two files) are removed.
+- Only chunks listed in the manifest are returned: vectors left behind by an interrupted ingest are
+  ignored. The embedding model is loaded on the first dense query, not at opening.
+
 Usage::
 
     index = open_index(settings)
-    hits = index.search("comment lancer un conseil citoyen ?", k=5)
-
-Only chunks listed in the manifest are returned: vectors left behind by an interrupted ingest are
-ignored. The embedding model is loaded on the first dense query, not at opening.
+    hits = index.search("comment lancer un conseil citoyen ?", k=5, filters={"echelle": "quartier"})
 """
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,11 +27,14 @@ import numpy as np
 from assistant.errors import IndexStateError
 from assistant.ingest import LEXICAL_FILE, MANIFEST_FILE, _refresh_lexical
 from assistant.settings import Settings
-from assistant.store.lexical import Bm25Index, analyse
+from assistant.store.lexical import Bm25Index, analyse, strip_accents
 from assistant.store.manifest import Manifest
+from assistant.store.vector import slug
 from assistant.types import Hit
 
 RRF_K = 60
+FILTER_KEYS = ("doc_type", "echelle", "departement", "theme")
+DUPLICATE_JACCARD = 0.85
 
 
 def rrf(rankings: list[list[str]], k: int = RRF_K) -> dict[str, float]:
@@ -36,6 +46,53 @@ def rrf(rankings: list[list[str]], k: int = RRF_K) -> dict[str, float]:
     return scores
 
 
+def matches(meta: dict[str, Any], filters: dict[str, Any]) -> bool:
+    """Does a chunk's metadata satisfy the filters? (lists: echelle, themes; case/accents ignored)."""
+    for key, wanted in filters.items():
+        if wanted in (None, "", []):
+            continue
+        if key == "doc_type" and meta.get("doc_type") != wanted:
+            return False
+        if key == "echelle" and wanted not in (meta.get("echelle") or []):
+            return False
+        if key == "departement" and slug(str(meta.get("departement") or "")) != slug(str(wanted)):
+            return False
+        if key == "theme" and slug(str(wanted)) not in {slug(t) for t in meta.get("themes") or []}:
+            return False
+    return True
+
+
+def chroma_where(filters: dict[str, Any]) -> dict[str, Any] | None:
+    """The same filters as a Chroma ``where`` clause over the flattened metadata."""
+    clauses: list[dict[str, Any]] = []
+    for key, wanted in filters.items():
+        if wanted in (None, "", []):
+            continue
+        if key == "doc_type":
+            clauses.append({"doc_type": wanted})
+        elif key == "echelle":
+            clauses.append({f"echelle_{slug(str(wanted))}": True})
+        elif key == "departement":
+            clauses.append({"departement_slug": slug(str(wanted))})
+        elif key == "theme":
+            clauses.append({f"theme_{slug(str(wanted))}": True})
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def expand_query(question: str, glossary: dict[str, str]) -> str:
+    """Add the expansion of each acronym found, and the acronym of each expansion found."""
+    extra: list[str] = []
+    plain = strip_accents(question.lower())
+    for acronym, expansion in glossary.items():
+        if re.search(rf"\b{re.escape(acronym)}\b", question, flags=re.I if len(acronym) > 3 else 0):
+            extra.append(expansion)
+        elif strip_accents(expansion.lower()) in plain:
+            extra.append(acronym)
+    return question if not extra else question + " (" + " ; ".join(extra) + ")"
+
+
 @dataclass
 class Index:
     """An opened index: manifest, lexical index, and (lazily) the vector store and the embedder."""
@@ -44,10 +101,15 @@ class Index:
     index_dir: Path
     manifest: Manifest
     lexical: Bm25Index
+    metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+    glossary: dict[str, str] = field(default_factory=dict)
     _store: Any = None
     _embedder: Any = None
-    ids: set[str] = field(default_factory=set)
     _fallback: Any = None
+
+    @property
+    def ids(self) -> set[str]:
+        return set(self.metadata)
 
     @property
     def store(self) -> Any:
@@ -65,37 +127,63 @@ class Index:
             self._embedder = get_embedder(self.settings)
         return self._embedder
 
-    def _dense(self, vector: Any, pool: int) -> list[tuple[str, float]]:
+    def idf(self, term: str) -> float:
+        """Inverse document frequency of an analysed term (0 when unknown)."""
+        t = self.lexical.vocab.get(term)
+        return float(self.lexical.idf[t]) if t is not None else 0.0
+
+    def _dense(self, vector: Any, pool: int, filters: dict[str, Any]) -> list[tuple[str, float]]:
         """Chroma first; if its segment is unreadable (after a crash, until the next ingest repairs
         it), an exact search over the manifest's own vectors."""
         if self._fallback is None:
             try:
-                return self.store.query(vector, pool)
+                return self.store.query(vector, pool, where=chroma_where(filters))
             except Exception:  # noqa: BLE001 - chromadb InternalError and friends
-                ids, _, vectors = self.manifest.vectors()
-                self._fallback = (ids, vectors)
-        ids, vectors = self._fallback
+                ids, metas, vectors = self.manifest.vectors()
+                self._fallback = (ids, metas, vectors)
+        ids, metas, vectors = self._fallback
         if not ids:
             return []
         scores = vectors @ vector
-        order = np.argsort(-scores)[:pool]
+        order = [j for j in np.argsort(-scores) if matches(metas[j], filters)][:pool]
         return [(ids[j], float(scores[j])) for j in order]
 
-    def search(self, question: str, k: int = 5, mode: str = "hybrid", pool: int = 30) -> list[Hit]:
+    def search(self, question: str, k: int = 5, mode: str = "hybrid", pool: int = 30,
+               filters: dict[str, Any] | None = None, expand: bool = True) -> list[Hit]:
         """Top ``k`` hits for ``question``; ``mode`` is ``hybrid``, ``dense`` or ``lexical``."""
+        filters = {key: v for key, v in (filters or {}).items() if key in FILTER_KEYS and v not in (None, "")}
+        query = expand_query(question, self.glossary) if expand else question
         dense: list[tuple[str, float]] = []
         lexical: list[tuple[str, float]] = []
         if mode in ("hybrid", "dense"):
-            vector = self.embedder.embed_batch([question], kind="query")[0]
-            dense = [(i, s) for i, s in self._dense(vector, pool) if i in self.ids]
+            vector = self.embedder.embed_batch([query], kind="query")[0]
+            dense = [(i, s) for i, s in self._dense(vector, pool, filters) if i in self.metadata]
         if mode in ("hybrid", "lexical"):
-            lexical = self.lexical.search(analyse(question), pool)
+            allowed = {i for i, m in self.metadata.items() if matches(m, filters)} if filters else None
+            lexical = self.lexical.search(analyse(query), pool, allowed=allowed)
         fused = rrf([[i for i, _ in dense], [i for i, _ in lexical]])
+        dense_score = dict(dense)
         dense_rank = {i: r for r, (i, _) in enumerate(dense, start=1)}
         lex_rank = {i: r for r, (i, _) in enumerate(lexical, start=1)}
-        best = sorted(fused, key=lambda i: -fused[i])[:k]
-        chunks = self.manifest.get_chunks(best)
-        return [Hit(chunks[i], fused[i], dense_rank.get(i), lex_rank.get(i)) for i in best if i in chunks]
+        ranked = sorted(fused, key=lambda i: -fused[i])
+        chunks = self.manifest.get_chunks(ranked[: max(k * 3, 15)])
+        hits: list[Hit] = []
+        kept_terms: list[set[str]] = []
+        for i in ranked:
+            if i not in chunks:
+                continue
+            terms = set(analyse(chunks[i].text))
+            if any(_jaccard(terms, other) > DUPLICATE_JACCARD for other in kept_terms):
+                continue
+            kept_terms.append(terms)
+            hits.append(Hit(chunks[i], fused[i], dense_rank.get(i), lex_rank.get(i), dense_score.get(i)))
+            if len(hits) >= k:
+                break
+        return hits
+
+
+def _jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a and b else 0.0
 
 
 def open_index(settings: Settings, index_dir: Path | None = None) -> Index:
@@ -110,4 +198,5 @@ def open_index(settings: Settings, index_dir: Path | None = None) -> Index:
     lexical = Bm25Index.load(index_dir / LEXICAL_FILE)
     if lexical is None:
         raise IndexStateError(f"Index lexical illisible dans {index_dir} : relancez assistant ingest.")
-    return Index(settings, index_dir, manifest, lexical, ids=manifest.chunk_ids())
+    glossary = json.loads(manifest.get("glossary", "{}") or "{}")
+    return Index(settings, index_dir, manifest, lexical, metadata=manifest.all_metadata(), glossary=glossary)

@@ -39,6 +39,7 @@ class Hit:
     score: float
     dense_rank: int | None = None
     lexical_rank: int | None = None
+    dense_score: float | None = None
 
 
 @dataclass

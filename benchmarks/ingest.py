@@ -57,7 +57,6 @@ def main() -> None:
         for i in range(0, len(texts), 128):
             embedder.embed_batch(texts[i : i + 128], kind="passage")
         bare = len(texts) / (time.perf_counter() - start)
-        del embedder
 
         env = dict(os.environ)
         full_s = timed_cli(["ingest", "--corpus", str(corpus), "--index", str(index), "--quiet"], env)
@@ -65,13 +64,22 @@ def main() -> None:
         target = paths[len(paths) // 2]
         target.write_text(target.read_text(encoding="utf-8") + "\nUn paragraphe modifié pour le test.\n", encoding="utf-8")
         change_s = timed_cli(["ingest", "--corpus", str(corpus), "--index", str(index), "--quiet"], env)
+        # the same change again, in a warm process (model already loaded, as in a running server)
+        from assistant.ingest import ingest
+
+        warm_embedder = get_embedder(settings)
+        target.write_text(target.read_text(encoding="utf-8") + "\nUne seconde modification.\n", encoding="utf-8")
+        start = time.perf_counter()
+        ingest(corpus, index, settings, progress=False, embedder=warm_embedder)
+        warm_s = time.perf_counter() - start
         full = len(texts) / full_s
         print(f"modèle : {args.model} ; fichiers : {args.files} ; passages : {len(texts)} ; cœurs : {os.cpu_count()}")
         print(f"débit d'embedding seul       : {bare:8.1f} passages/s")
         print(f"construction complète (CLI)  : {full:8.1f} passages/s ({full_s:.1f} s, démarrage compris)")
         print(f"surcoût de l'index           : {100 * (1 - full / bare):8.1f} %  (objectif < 25 %)")
         print(f"relance sans changement      : {noop_s:8.2f} s  (objectif < 2 s)")
-        print(f"un fichier modifié           : {change_s:8.2f} s  (objectif < 3 s, chargement du modèle compris)")
+        print(f"un fichier modifié (CLI)     : {change_s:8.2f} s  (objectif < 3 s ; démarrage de Python et du modèle compris)")
+        print(f"un fichier modifié (chaud)   : {warm_s:8.2f} s  (modèle déjà chargé, appel ingest() en processus)")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ Usage::
 from __future__ import annotations
 
 import os
+import re
+import unicodedata
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -37,9 +39,22 @@ class VectorStore(Protocol):
     def reset(self) -> None: ...
 
 
+def slug(text: str) -> str:
+    """« Pyrénées-Atlantiques » -> « pyrenees_atlantiques » (metadata keys and filter values)."""
+    plain = "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c))
+    return re.sub(r"[^a-z0-9]+", "_", plain).strip("_")
+
+
 def flat_metadata(meta: dict[str, Any]) -> dict[str, str | int | float | bool]:
-    """Chroma keeps scalars only: lists become ``a; b`` strings, ``None`` values are dropped."""
+    """Chroma keeps scalars only: lists become ``a; b`` strings, ``None`` values are dropped, and
+    list values that filters need get one boolean flag each (``echelle_quartier``, ``theme_eau``)."""
     out: dict[str, str | int | float | bool] = {}
+    for value in meta.get("echelle") or []:
+        out[f"echelle_{slug(str(value))}"] = True
+    for value in meta.get("themes") or []:
+        out[f"theme_{slug(str(value))}"] = True
+    if meta.get("departement"):
+        out["departement_slug"] = slug(str(meta["departement"]))
     for key, value in meta.items():
         if value is None:
             continue
@@ -160,8 +175,11 @@ class MemoryStore:
         return len(self.vectors)
 
     def query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
-        def ok(meta: dict[str, Any]) -> bool:
-            return all(meta.get(key) == value for key, value in (where or {}).items())
+        def ok(meta: dict[str, Any], clause: dict[str, Any] | None = where) -> bool:
+            clause = clause or {}
+            if "$and" in clause:
+                return all(ok(meta, part) for part in clause["$and"])
+            return all(meta.get(key) == value for key, value in clause.items())
 
         scored = [(i, float(np.dot(v, vector))) for i, v in self.vectors.items() if ok(self.metadatas[i])]
         return sorted(scored, key=lambda x: -x[1])[:k]

@@ -1,0 +1,137 @@
+"""The built-in answer composer (no LLM, no network): passages -> short cited French answer.
+
+From the best passages it selects the sentences and list items that share the most (idf-weighted)
+terms with the question, keeps them in their original order inside each passage (steps stay in
+order), drops near-repetitions, and writes Markdown: a lead sentence that only frames the answer,
+points that each end with their citation ``[n]``, then « Pour aller plus loin » with the sources.
+Every point is a sentence (possibly trimmed of a list marker) taken verbatim from the cited passage:
+the composer never states anything that is not in a cited passage.
+
+Usage::
+
+    text, used = compose(question, hits, idf)   # used: the hits actually cited, in citation order
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from assistant.chunking import split_sentences
+from assistant.store.lexical import analyse
+from assistant.types import Hit
+
+MAX_POINTS = 6
+MAX_SOURCES = 3
+MIN_UNIT_CHARS = 25
+PROCEDURAL = re.compile(r"\b(comment|étapes?|lancer|monter|créer|mettre en place|démarrer|organiser|faire)\b", re.I)
+LIST_MARK = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
+SPEAKER = re.compile(r"^\*\*([^*]+)\*\*\s*:\s*")
+
+
+@dataclass
+class Unit:
+    hit_index: int
+    position: int
+    text: str
+    terms: set[str]
+    is_step: bool
+    score: float = 0.0
+
+
+def units_of(text: str) -> list[tuple[str, bool]]:
+    """Sentences and list items of a passage, with a flag for numbered steps."""
+    out: list[tuple[str, bool]] = []
+    for line in text.split("\n"):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if LIST_MARK.match(line):
+            is_step = bool(re.match(r"^\s*\d+[.)]", line))
+            out.append((LIST_MARK.sub("", line).strip(), is_step))
+            continue
+        for sentence in split_sentences(line):
+            out.append((sentence.strip(), False))
+    return [(t, s) for t, s in out if len(t) >= MIN_UNIT_CHARS]
+
+
+def _clean(text: str) -> str:
+    text = SPEAKER.sub(lambda m: f"{m.group(1)} : ", text)
+    text = text.rstrip()
+    if text and text[-1] not in ".!?…:;»)":
+        text += "."
+    return text
+
+
+def select_units(question: str, hits: list[Hit], idf: Callable[[str], float]) -> list[Unit]:
+    """The units to quote, grouped by passage rank, in their original order inside a passage."""
+    q_terms = set(analyse(question))
+    if not q_terms:
+        return []
+    procedural = bool(PROCEDURAL.search(question))
+    candidates: list[Unit] = []
+    for h_index, hit in enumerate(hits):
+        section = (hit.chunk.metadata.get("section") or "").lower()
+        section_terms = set(analyse(section)) | set(analyse(str(hit.chunk.metadata.get("title", ""))))
+        for position, (text, is_step) in enumerate(units_of(hit.chunk.text)):
+            terms = set(analyse(text))
+            overlap = sum(idf(t) for t in q_terms & terms)
+            context = 0.5 * sum(idf(t) for t in q_terms & section_terms)  # the section matches the question
+            step_bonus = 1.0 if procedural and (is_step or "étape" in section) else 0.0
+            score = (overlap + context) * (1.0 / (1 + 0.35 * h_index)) + step_bonus
+            if overlap + context + step_bonus > 0:
+                candidates.append(Unit(h_index, position, text, terms, is_step, score))
+    chosen: list[Unit] = []
+    sources: list[int] = []
+    for unit in sorted(candidates, key=lambda u: -u.score):
+        if len(chosen) >= MAX_POINTS:
+            break
+        if unit.hit_index not in sources and len(sources) >= MAX_SOURCES:
+            continue
+        if any(_similar(unit.terms, other.terms) for other in chosen):
+            continue
+        chosen.append(unit)
+        if unit.hit_index not in sources:
+            sources.append(unit.hit_index)
+    if procedural:  # keep the steps of the best passage together, in order
+        best = chosen[0].hit_index if chosen else None
+        steps = [u for u in candidates if u.hit_index == best and u.is_step and u not in chosen]
+        for unit in steps[: max(0, MAX_POINTS + 2 - len(chosen))]:
+            if not any(_similar(unit.terms, other.terms) for other in chosen):
+                chosen.append(unit)
+    order = {h: i for i, h in enumerate(sources)}
+    return sorted(chosen, key=lambda u: (order[u.hit_index], u.position))
+
+
+def _similar(a: set[str], b: set[str]) -> bool:
+    if not a or not b:
+        return False
+    return len(a & b) / len(a | b) > 0.6
+
+
+def compose(question: str, hits: list[Hit], idf: Callable[[str], float]) -> tuple[str, list[Hit]]:
+    """Markdown answer and the hits it cites (citation n = position + 1). Empty text when nothing fits."""
+    units = select_units(question, hits, idf)
+    if not units:
+        return "", []
+    cited: list[int] = []
+    for unit in units:
+        if unit.hit_index not in cited:
+            cited.append(unit.hit_index)
+    number = {h: i + 1 for i, h in enumerate(cited)}
+    used = [hits[h] for h in cited]
+    lead_source = used[0].chunk.metadata
+    lead = "D'après les documents du centre de ressources"
+    if lead_source.get("doc_type") == "fiche_outil":
+        lead = f"D'après la fiche « {lead_source.get('title')} »" + (" et d'autres documents du centre" if len(used) > 1 else "")
+    lines = [lead + " :", ""]
+    for unit in units:
+        lines.append(f"- {_clean(unit.text)} [{number[unit.hit_index]}]")
+    lines += ["", "**Pour aller plus loin**", ""]
+    for i, hit in enumerate(used, start=1):
+        meta = hit.chunk.metadata
+        where = ", ".join(x for x in (meta.get("section"), f"p. {meta['page']}" if meta.get("page") else None) if x)
+        mark = " — *exemple fictif*" if meta.get("illustrative") else ""
+        lines.append(f"- [{i}] {meta.get('title')}" + (f" ({where})" if where else "") + f", `{meta.get('source')}`{mark}")
+    return "\n".join(lines), used
