@@ -7,8 +7,8 @@ The flow:
 2. A follow-up is rewritten into a standalone question (LLM when configured, else the heuristic of
    ``assistant.conversation``).
 3. Hybrid retrieval with the filters (``assistant.retrieve``).
-4. Support check: ``no_answer`` unless the passages cover the question's terms well enough and the
-   dense similarity is high enough (thresholds calibrated on the dev gold set, see README). The
+4. Support check: ``no_answer`` unless the best dense passage is close enough and the passages
+   cover the question's terms (thresholds calibrated on the dev gold set, see README). The
    ``no_answer`` message says what the assistant covers and points to the closest fiches.
 5. The built-in composer writes the cited answer (``assistant.compose``); when a language model is
    configured it writes the answer instead, and it is checked (``assistant.llm.generate``); on
@@ -37,11 +37,13 @@ from assistant.retrieve import Index
 from assistant.store.lexical import analyse
 from assistant.types import Answer, Citation, Hit
 
-# Calibrated on evals/gold/dev.yaml with ``benchmarks/answers.py --calibrate`` (see README).
-MIN_COVERAGE = 0.6   # idf-weighted share of the question's terms found in the top passages
-# cosine similarity of the best dense passage: its scale depends on the embedding model
-MIN_DENSE = {"multilingual-e5-small-q4": 0.80, "all-MiniLM-L6-v2": 0.30, "fake": 0.0}
-DEFAULT_MIN_DENSE = 0.0  # unknown model: only the lexical coverage decides
+# Refusal thresholds, calibrated on evals/gold/dev.yaml with ``benchmarks/answers.py --calibrate``
+# (see README). Hybrid: dense similarity of the best passage + COVERAGE_WEIGHT x lexical coverage.
+# The dense scale depends on the embedding model; a model without calibrated values (or BM25 alone)
+# falls back to the lexical coverage rule.
+THRESHOLDS = {"multilingual-e5-small-q4": {"hybrid": 0.91, "dense": 0.86}}
+COVERAGE_WEIGHT = 0.1
+MIN_COVERAGE = 0.45  # idf-weighted share of the question's terms found in the top passages
 TOP_FOR_SUPPORT = 3
 
 SCOPE = (
@@ -70,10 +72,12 @@ def is_injection(question: str) -> bool:
     return bool(INJECTION.search(plain))
 
 
-def support(question: str, hits: list[Hit], idf: Callable[[str], float]) -> dict[str, float]:
-    """Signals used to decide whether the corpus supports an answer."""
+def support(question: str, hits: list[Hit], idf: Callable[[str], float], max_idf: float = 8.0) -> dict[str, float]:
+    """Signals used to decide whether the corpus supports an answer (``question`` already corrected)."""
     terms = set(analyse(question))
-    weights = {t: idf(t) for t in terms}
+    # a term the corpus never uses weighs as much as the rarest corpus term: it is strong evidence
+    # that the question is about something else (« recette », « bitcoin »)
+    weights = {t: idf(t) or max_idf for t in terms}
     total = sum(weights.values())
     covered: set[str] = set()
     for hit in hits[:TOP_FOR_SUPPORT]:
@@ -85,13 +89,13 @@ def support(question: str, hits: list[Hit], idf: Callable[[str], float]) -> dict
 
 
 def is_supported(signals: dict[str, float], model: str, mode: str = "hybrid") -> bool:
-    """The refusal rule: enough lexical coverage AND a close enough dense passage."""
-    min_dense = MIN_DENSE.get(model, DEFAULT_MIN_DENSE)
-    if mode == "lexical":
+    """The refusal rule (see THRESHOLDS): True when the passages support an answer."""
+    thresholds = THRESHOLDS.get(model)
+    if mode == "lexical" or thresholds is None:
         return signals["coverage"] >= MIN_COVERAGE
     if mode == "dense":
-        return signals["dense"] >= min_dense
-    return signals["coverage"] >= MIN_COVERAGE and signals["dense"] >= min_dense
+        return signals["dense"] >= thresholds["dense"]
+    return signals["dense"] + COVERAGE_WEIGHT * signals["coverage"] >= thresholds["hybrid"]
 
 
 def citation_of(n: int, hit: Hit) -> Citation:
@@ -140,7 +144,7 @@ def answer(question: str, history: list[str] | None = None, filters: dict[str, A
     standalone = standalone or standalone_question(question, history)
     hits = index.search(standalone, k=6, filters=filters, mode=mode)
     t1 = time.perf_counter()
-    signals = support(standalone, hits, index.idf)
+    signals = support(index.lexical.correct(standalone), hits, index.idf, index.max_idf)
     text, used = ("", []) if not is_supported(signals, index.settings.embedding_model, mode) else compose(standalone, hits, index.idf)
     citations = [citation_of(n, hit) for n, hit in enumerate(used, start=1)]
     status = "answered" if citations else "no_answer"

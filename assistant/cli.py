@@ -1,4 +1,4 @@
-"""Command line: ``assistant ingest | ask | models``. Domain errors become one French message here."""
+"""Command line: ``assistant ingest | ask | models | serve``. Domain errors become one French message here."""
 
 from __future__ import annotations
 
@@ -136,6 +136,13 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from assistant.web.server import serve
+
+    serve(_settings(args), host=args.host, port=args.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="assistant", description="Assistant du dialogue territorial (PQN-A)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -154,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_ask)
     p = sub.add_parser("models", help="préparer le modèle d'embedding (conversion hors ligne)")
     p.set_defaults(func=cmd_models)
+    p = sub.add_parser("serve", help="lancer l'application web (interface, API, widget)")
+    p.add_argument("--host", help="adresse d'écoute (défaut : ASSISTANT_HOST, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (défaut : ASSISTANT_PORT, 7860)")
+    p.add_argument("--index", help="dossier de l'index (défaut : ASSISTANT_INDEX_DIR)")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -22,12 +22,14 @@ from assistant.chunking import split_sentences
 from assistant.store.lexical import analyse
 from assistant.types import Hit
 
-MAX_POINTS = 6
-MAX_SOURCES = 3
+MAX_POINTS = 7
+MAX_SOURCES = 4
 MIN_UNIT_CHARS = 25
 PROCEDURAL = re.compile(r"\b(comment|étapes?|lancer|monter|créer|mettre en place|démarrer|organiser|faire)\b", re.I)
 LIST_MARK = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 SPEAKER = re.compile(r"^\*\*([^*]+)\*\*\s*:\s*")
+# the "this text is invented" notice at the top of illustrative files: shown as a mark, never quoted
+DISCLAIMER = re.compile(r"^\W*(exemple|entretien|document|rapport|texte)\s+fictif", re.I)
 
 
 @dataclass
@@ -53,12 +55,14 @@ def units_of(text: str) -> list[tuple[str, bool]]:
             continue
         for sentence in split_sentences(line):
             out.append((sentence.strip(), False))
-    return [(t, s) for t, s in out if len(t) >= MIN_UNIT_CHARS]
+    return [(t, s) for t, s in out if len(t) >= MIN_UNIT_CHARS and not DISCLAIMER.match(t)]
 
 
 def _clean(text: str) -> str:
     text = SPEAKER.sub(lambda m: f"{m.group(1)} : ", text)
     text = text.rstrip()
+    if text.startswith("*") and text.endswith("*") and not text.startswith("**"):
+        text = text.strip("*").strip()
     if text and text[-1] not in ".!?…:;»)":
         text += "."
     return text
@@ -84,7 +88,13 @@ def select_units(question: str, hits: list[Hit], idf: Callable[[str], float]) ->
                 candidates.append(Unit(h_index, position, text, terms, is_step, score))
     chosen: list[Unit] = []
     sources: list[int] = []
+    top = [u for u in candidates if u.hit_index == 0]
+    if top:  # the best-ranked passage is always quoted: it is the most likely to hold the answer
+        chosen.append(max(top, key=lambda u: u.score))
+        sources.append(0)
     for unit in sorted(candidates, key=lambda u: -u.score):
+        if unit in chosen:
+            continue
         if len(chosen) >= MAX_POINTS:
             break
         if unit.hit_index not in sources and len(sources) >= MAX_SOURCES:

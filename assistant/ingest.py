@@ -21,6 +21,7 @@ import hashlib
 import json
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,13 +31,15 @@ from assistant.errors import LoadError
 from assistant.glossary import load_glossary
 from assistant.loaders import SUPPORTED, is_candidate, load_file
 from assistant.settings import Settings
-from assistant.store.lexical import ANALYSER_VERSION, Bm25Index, analyse
+from assistant.store.lexical import ANALYSER_VERSION, Bm25Index, analyse, surface_words
 from assistant.store.manifest import SCHEMA_VERSION, FileRecord, Manifest
 from assistant.types import Chunk
 
 MANIFEST_FILE = "manifest.sqlite"
 LEXICAL_FILE = "lexical.pkl"
-GROUP_CHUNKS = 128  # chunks embedded and committed together
+GROUP_CHUNKS = 128
+# Bump when loaders or chunking change what a file turns into: the next ingest then rebuilds all.
+PIPELINE_VERSION = "4"  # chunks embedded and committed together
 
 
 @dataclass
@@ -104,6 +107,7 @@ def fingerprint(settings: Settings) -> dict[str, str]:
     """What built the index. Any difference with the stored one triggers a full rebuild."""
     return {
         "schema": SCHEMA_VERSION,
+        "pipeline": PIPELINE_VERSION,
         "analyser": ANALYSER_VERSION,
         "embedding_model": settings.embedding_model,
         "chunk_tokens": str(settings.chunk_tokens),
@@ -116,7 +120,7 @@ def fingerprint(settings: Settings) -> dict[str, str]:
 def _describe_change(old: dict[str, str], new: dict[str, str]) -> str:
     labels = {"embedding_model": "modèle d'embedding", "chunk_tokens": "taille des passages",
               "chunk_overlap_tokens": "chevauchement", "vector_store": "stockage des vecteurs",
-              "schema": "format de l'index", "analyser": "analyse lexicale", "collection": "collection"}
+              "schema": "format de l'index", "pipeline": "lecture et découpage des fichiers", "analyser": "analyse lexicale", "collection": "collection"}
     parts = [f"{labels.get(k, k)} {old.get(k, '?')} → {new[k]}" for k in new if old.get(k) != new[k]]
     return "changement de " + ", ".join(parts) + "."
 
@@ -341,4 +345,9 @@ def _refresh_lexical(manifest: Manifest, index_dir: Path) -> None:
     for chunk_id, terms in manifest.iter_terms():
         ids.append(chunk_id)
         docs.append(terms)
-    Bm25Index.build(ids, docs, generation=generation).save(path)
+    index = Bm25Index.build(ids, docs, generation=generation)
+    words: Counter[str] = Counter()
+    for text in manifest.iter_texts():
+        words.update(surface_words(text))
+    index.words = dict(words)
+    index.save(path)

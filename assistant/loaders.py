@@ -171,16 +171,39 @@ def _parse_keywords(raw: str) -> dict[str, Any]:
     return meta
 
 
-NUMBERED_HEADING = re.compile(r"^(\d+(?:\.\d+)*)\.?\s+([A-ZÀ-ÖØ-Ý][^.!?:]{2,90})$")
+NUMBERED_HEADING = re.compile(r"^(\d+(?:\.\d+)*)\.?\s+([A-ZÀ-ÖØ-Ý][^.!?:,;]{2,70})$")
+PAGE_NUMBER = re.compile(r"^(?:page\s*)?\d{1,4}(?:\s*(?:/|sur)\s*\d{1,4})?$", re.I)
 
 
-def _pdf_page_to_markdown(text: str) -> str:
-    """Light structure for PDF text: numbered short lines become headings, lines are re-joined."""
+def _repeated_lines(pages: list[str]) -> set[str]:
+    """Running headers and footers: lines found at the top or bottom of at least half the pages."""
+    if len(pages) < 3:
+        return set()
+    counts: dict[str, int] = {}
+    for text in pages:
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        for line in set(lines[:2] + lines[-2:]):
+            counts[line] = counts.get(line, 0) + 1
+    return {line for line, n in counts.items() if n >= max(2, len(pages) // 2)}
+
+
+def _pdf_page_to_markdown(text: str, drop: set[str] | None = None) -> str:
+    """Light structure for PDF text: running headers, footers and page numbers removed, numbered
+    short lines become headings, bullets become list items, lines broken by the layout re-joined."""
     out: list[str] = []
     text = text.replace("\u00a0", " ").replace("\u202f", " ")
-    for line in text.replace("\r", "").split("\n"):
+    lines = text.replace("\r", "").split("\n")
+    for i, line in enumerate(lines):
         stripped = line.strip()
+        if stripped in (drop or ()) or PAGE_NUMBER.match(stripped):
+            continue
+        if stripped.startswith(("•", "◦", "▪")):
+            out.extend(["", "- " + stripped[1:].strip()])
+            continue
+        following = next((ln.strip() for ln in lines[i + 1 :] if ln.strip()), "")
         match = NUMBERED_HEADING.match(stripped)
+        if match and following[:1].islower():  # a list item continued on the next line, not a heading
+            match = None
         if match:
             depth = min(match.group(1).count(".") + 2, 6)
             out.append("")
@@ -217,7 +240,7 @@ def load_pdf(raw: bytes, rel_path: Path) -> LoadResult:
                     "Déposez une version sans protection."
                 )
         info = reader.metadata or {}
-        pages = [page.extract_text() or "" for page in reader.pages]
+        pages = [(page.extract_text() or "").replace("\u00a0", " ").replace("\u202f", " ") for page in reader.pages]
     except LoadError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError) as exc:
@@ -236,8 +259,9 @@ def load_pdf(raw: bytes, rel_path: Path) -> LoadResult:
         if first_line:
             meta["titre"] = first_line[:120]
     documents = []
+    drop = _repeated_lines(pages)
     for number, page_text in enumerate(pages, start=1):
-        body = _pdf_page_to_markdown(page_text)
+        body = _pdf_page_to_markdown(page_text, drop)
         if not body:
             continue
         md = normalise_metadata(meta, rel_path, body)

@@ -127,6 +127,10 @@ class Index:
             self._embedder = get_embedder(self.settings)
         return self._embedder
 
+    @property
+    def max_idf(self) -> float:
+        return float(self.lexical.idf.max()) if len(self.lexical.idf) else 1.0
+
     def idf(self, term: str) -> float:
         """Inverse document frequency of an analysed term (0 when unknown)."""
         t = self.lexical.vocab.get(term)
@@ -152,6 +156,7 @@ class Index:
                filters: dict[str, Any] | None = None, expand: bool = True) -> list[Hit]:
         """Top ``k`` hits for ``question``; ``mode`` is ``hybrid``, ``dense`` or ``lexical``."""
         filters = {key: v for key, v in (filters or {}).items() if key in FILTER_KEYS and v not in (None, "")}
+        question = self.lexical.correct(question)
         query = expand_query(question, self.glossary) if expand else question
         dense: list[tuple[str, float]] = []
         lexical: list[tuple[str, float]] = []

@@ -12,12 +12,13 @@ Every value has a default that works offline on the sample corpus.
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from assistant.errors import SettingsError
 
@@ -61,6 +62,40 @@ class Settings(BaseSettings):
     llm_api_key: str = ""
     llm_model: str = ""
     llm_timeout_s: float = Field(30.0, gt=0, le=600)
+
+    # Web app (assistant serve / python app.py)
+    host: str = "127.0.0.1"
+    port: int = Field(7860, ge=1, le=65535)
+    # origins allowed to embed the widget (CSP frame-ancestors) and to call /api/ask (CORS);
+    # comma-separated in the environment: "https://www.pqn-a.fr,https://pqn-a.fr"
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    staff_password: str = Field("", description="vide = espace équipe désactivé")
+    rate_limit_per_minute: int = Field(20, ge=0, le=100000, description="par client ; 0 = sans limite")
+    max_question_chars: int = Field(500, ge=10, le=20000)
+    feedback_db: Path | None = Field(None, description="vide = index_dir/feedback.sqlite")
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [v for v in value.replace(" ", ",").split(",") if v]
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str]) -> list[str]:
+        out = []
+        for origin in value:
+            origin = origin.strip().rstrip("/")
+            if not re.fullmatch(r"https?://[A-Za-z0-9.\-]+(:\d{1,5})?", origin):
+                raise ValueError(f"origine invalide « {origin} » : écrivez https://exemple.fr (schéma, hôte, port éventuel)")
+            out.append(origin)
+        return out
+
+    @property
+    def feedback_path(self) -> Path:
+        """Where feedback and answered questions are stored (SQLite)."""
+        return self.feedback_db or self.index_dir / "feedback.sqlite"
 
     @field_validator("chroma_url")
     @classmethod

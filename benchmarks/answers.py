@@ -15,7 +15,6 @@ Metrics (answerable questions unless said otherwise):
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import re
 import statistics
@@ -94,14 +93,24 @@ def calibrate(index: Any, entries: list[dict[str, Any]]) -> None:
         if e["expected_status"] == "no_answer" and e.get("kind") == "injection":
             continue  # refused by the injection rule, not by thresholds
         hits = index.search(q, k=6, filters=e.get("filters"))
-        rows.append((e["expected_status"], support(q, hits, index.idf)))
-    print("couverture  dense  rappel_refus  faux_refus")
-    for cov, dense in itertools.product([0.4, 0.5, 0.6, 0.7, 0.8], [0.76, 0.78, 0.80, 0.82, 0.84]):
-        neg = [s for st, s in rows if st == "no_answer"]
-        pos = [s for st, s in rows if st == "answered"]
-        recall = sum(not (s["coverage"] >= cov and s["dense"] >= dense) for s in neg) / len(neg)
-        false = sum(not (s["coverage"] >= cov and s["dense"] >= dense) for s in pos) / len(pos)
-        print(f"{cov:9.2f}  {dense:5.2f}  {recall:12.2f}  {false:10.2f}")
+        rows.append((e["expected_status"], support(index.lexical.correct(q), hits, index.idf, index.max_idf)))
+    neg = [s for st, s in rows if st == "no_answer"]
+    pos = [s for st, s in rows if st == "answered"]
+    print(f"{len(pos)} questions avec réponse, {len(neg)} hors champ")
+    print("poids_couverture  seuil  rappel_refus  faux_refus")
+    for weight in (0.0, 0.05, 0.1, 0.2):
+        for threshold in (0.84, 0.86, 0.88, 0.90, 0.91, 0.92, 0.94, 0.96):
+            def refused(s: dict[str, float], w: float = weight, t: float = threshold) -> bool:
+                return s["dense"] + w * s["coverage"] < t
+            recall = sum(map(refused, neg)) / len(neg)
+            false = sum(map(refused, pos)) / len(pos)
+            if recall > 0 and false < 0.3:
+                print(f"{weight:16.2f}  {threshold:5.2f}  {recall:12.2f}  {false:10.2f}")
+    print("lexical seul : couverture  rappel_refus  faux_refus")
+    for cov in (0.3, 0.4, 0.45, 0.5, 0.6):
+        recall = sum(s["coverage"] < cov for s in neg) / len(neg)
+        false = sum(s["coverage"] < cov for s in pos) / len(pos)
+        print(f"{cov:23.2f}  {recall:12.2f}  {false:10.2f}")
 
 
 def main() -> None:

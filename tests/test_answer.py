@@ -193,11 +193,13 @@ def test_follow_up_in_answer_uses_history(index):
 
 
 def test_experience_suggestions_with_reasons(index):
-    result = answer("Comment lancer un conseil citoyen ?", index=index)
+    result = answer("le conseil citoyen du quartier prioritaire", index=index, filters={"doc_type": "fiche_outil"})
     exps = result.experiences
+    assert {c.source for c in result.citations} == {"fiches-outils/conseil-citoyen.md"}
     assert exps and exps[0]["source"] == "fiches-experiences/cc-gironde.md"
     assert exps[0]["illustrative"] is True and "thème" in exps[0]["why"] and "Gironde" in exps[0]["why"]
-    assert not {e["source"] for e in exps} & {c.source for c in result.citations}
+    unfiltered = answer("Comment lancer un conseil citoyen ?", index=index)
+    assert not {e["source"] for e in unfiltered.experiences} & {c.source for c in unfiltered.citations}
     from assistant.experiences import suggest
 
     scoped = suggest(index, "conseil de développement et habitants", filters={"echelle": "intercommunalite"})

@@ -21,7 +21,7 @@ import pickle
 import re
 import unicodedata
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -45,11 +45,27 @@ vu y est-ce qu'est-ce c'est quoi faire fais font
 """.split())
 ANALYSER_VERSION = "fr-snowball-1"
 TOKEN = re.compile(r"[0-9]+(?:[.,][0-9]+)*|[^\W\d_]+(?:-[^\W\d_]+)*", re.UNICODE)
+WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+ALPHABET = "abcdefghijklmnopqrstuvwxyz"
 ELISION = re.compile(r"\b(?:[ldjmnstc]|qu|jusqu|lorsqu|puisqu|quoiqu)['’]", re.IGNORECASE)
 
 
 def strip_accents(text: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
+def _edits1(word: str) -> set[str]:
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    deletes = [a + b[1:] for a, b in splits if b]
+    transposes = [a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1]
+    replaces = [a + c + b[1:] for a, b in splits if b for c in ALPHABET]
+    inserts = [a + c + b for a, b in splits for c in ALPHABET]
+    return set(deletes + transposes + replaces + inserts)
+
+
+def surface_words(text: str) -> list[str]:
+    """Accent-free lower-case words of a text (the vocabulary used for typo correction)."""
+    return [strip_accents(w.lower()) for w in WORD.findall(text)]
 
 
 @lru_cache(maxsize=1)
@@ -86,6 +102,7 @@ class Bm25Index:
     matrix: Any  # scipy.sparse.csc_matrix (terms x docs) of BM25 term weights
     idf: np.ndarray
     generation: int = 0
+    words: dict[str, int] = field(default_factory=dict)  # surface words (accent-free) -> frequency
 
     @classmethod
     def build(cls, ids: list[str], docs: list[list[str]], k1: float = 1.2, b: float = 0.75,
@@ -112,6 +129,22 @@ class Bm25Index:
             idf[t] = math.log(1 + (n - d + 0.5) / (d + 0.5))
         matrix = csc_matrix((np.array(vals, dtype=np.float32), (rows, cols)), shape=(len(vocab), n)).tocsr()
         return cls(ids, vocab, matrix, idf, generation)
+
+    def correct(self, text: str) -> str:
+        """Fix typos against the corpus's own words: a word of 4+ letters unknown to the corpus is
+        replaced by the most frequent corpus word at edit distance 1 (« habitans » -> « habitants »)."""
+        if not self.words:
+            return text
+
+        def fix(match: re.Match[str]) -> str:
+            word = match.group(0)
+            plain = strip_accents(word.lower())
+            if len(plain) < 4 or plain in self.words or plain in STOP_WORDS or word.isupper():
+                return word
+            candidates = [w for w in _edits1(plain) if w in self.words]
+            return max(candidates, key=lambda w: self.words[w]) if candidates else word
+
+        return WORD.sub(fix, text)
 
     def search(self, terms: list[str], k: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
         """Top ``k`` (id, score) for the query terms; ``allowed`` restricts to a set of ids."""

@@ -148,6 +148,10 @@ class Manifest:
         for chunk_id, terms in self.db.execute("SELECT id, terms FROM chunks ORDER BY path, ordinal"):
             yield chunk_id, terms.split()
 
+    def iter_texts(self) -> Iterator[str]:
+        for (text,) in self.db.execute("SELECT embed_text FROM chunks"):
+            yield text
+
     def get_chunks(self, ids: list[str]) -> dict[str, Chunk]:
         out: dict[str, Chunk] = {}
         for start in range(0, len(ids), 500):

@@ -1,0 +1,269 @@
+"""The Gradio chat UI (the only module that imports gradio): a thin adapter over ``Service.ask``.
+
+Chat with streamed answers, sources panel (passage, file, section, page, link), experience cards,
+filters, example questions, new conversation, thumbs up/down and comments, and the staff view
+(feedback, « lacunes du corpus », CSV export) behind the staff password.
+
+Usage::
+
+    mount_ui(app, service)        # mounts the UI at "/" of the FastAPI app (see server.create_app)
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
+
+from assistant.web.ratelimit import RATE_LIMIT_MESSAGE  # noqa: E402
+from assistant.web.service import QuestionError, Service  # noqa: E402
+
+EXAMPLES = [
+    "Comment lancer un conseil citoyen ?",
+    "C'est quoi un PETR ?",
+    "Comment associer les habitants à un PCAET ?",
+    "Quel rôle pour un conseil de développement ?",
+]
+FICTIF = '<span class="fictif">exemple fictif</span>'
+CSS = """
+.fictif { background: #fff3cd; color: #5c4400; border: 1px solid #b38600; border-radius: 4px;
+          padding: 0 .35em; font-size: .85em; font-weight: 600; white-space: nowrap; }
+.sources ol, .experiences ul { padding-left: 1.2em; }
+.sources blockquote { border-left: 3px solid #6b7280; margin: .4em 0; padding-left: .6em; white-space: pre-wrap; }
+.sources .meta, .experiences .meta { color: #374151; font-size: .9em; }
+.experiences li { border: 1px solid #d1d5db; border-radius: 6px; padding: .5em; margin-bottom: .5em; list-style: none; }
+a:focus-visible, button:focus-visible, summary:focus-visible { outline: 3px solid #1d4ed8; outline-offset: 2px; }
+"""
+EMPTY_SOURCES = '<div class="sources"><h2>Sources</h2><p>Les sources de la réponse apparaîtront ici.</p></div>'
+EMPTY_EXPERIENCES = '<div class="experiences"><h2>Expériences d\'autres territoires</h2><p>—</p></div>'
+
+
+def esc(text: Any) -> str:
+    """Text shown as text: HTML in a question or a corpus passage is never interpreted."""
+    return html.escape(str(text if text is not None else ""), quote=True)
+
+
+def source_link(source: str, page: int | None) -> str:
+    return "sources/" + quote(source) + (f"#page={page}" if page else "")
+
+
+def sources_html(citations: list[Any]) -> str:
+    """The sources panel: one collapsible entry per numbered citation."""
+    if not citations:
+        return '<div class="sources"><h2>Sources</h2><p>Aucune source citée pour cette réponse.</p></div>'
+    items = []
+    for i, c in enumerate(citations):
+        where = [f"Fichier : <code>{esc(c.source)}</code>"]
+        if c.section:
+            where.append(f"Section : {esc(c.section)}")
+        if c.page:
+            where.append(f"Page : {c.page}")
+        items.append(
+            f'<li id="source-{c.n}"><details{" open" if i == 0 else ""}><summary>[{c.n}] {esc(c.title)}'
+            f'{" " + FICTIF if c.illustrative else ""}</summary><p class="meta">{" · ".join(where)}</p>'
+            f"<blockquote>{esc(c.text)}</blockquote>"
+            f'<a href="{esc(source_link(c.source, c.page))}" target="_blank" rel="noopener">'
+            f"Ouvrir le document [{c.n}]</a></details></li>")
+    return f'<div class="sources"><h2>Sources</h2><ol>{"".join(items)}</ol></div>'
+
+
+def experiences_html(experiences: list[dict[str, Any]]) -> str:
+    """Experience cards (« exemple fictif » when illustrative)."""
+    if not experiences:
+        return EMPTY_EXPERIENCES
+    cards = "".join(
+        f'<li><strong>{esc(e.get("title"))}</strong>{" " + FICTIF if e.get("illustrative") else ""}'
+        f'<p class="meta">{esc(e.get("territory") or "")}</p><p>{esc(e.get("why"))}</p>'
+        f'<a href="{esc(source_link(str(e.get("source")), None))}" target="_blank" rel="noopener">Lire la fiche</a></li>'
+        for e in experiences)
+    return f'<div class="experiences"><h2>Expériences d\'autres territoires</h2><ul>{cards}</ul></div>'
+
+
+def chat_text(result: Any) -> str:
+    """The answer as shown in the chat (escaped), with a short list of its numbered sources."""
+    text = esc(result.answer).replace("&#x27;", "'").replace("&quot;", '"')
+    if result.citations and "Pour aller plus loin" not in text:
+        lines = [f"[{c.n}] {esc(c.title)}{' — *exemple fictif*' if c.illustrative else ''}" for c in result.citations]
+        text += "\n\n**Sources** (détail dans le panneau Sources) :\n" + "\n".join(f"- {line}" for line in lines)
+    return text
+
+
+def _client(request: gr.Request | None) -> str:
+    return request.client.host if request is not None and request.client else "ui"
+
+
+def build_ui(service: Service) -> gr.Blocks:
+    """The Blocks of the chat and staff views."""
+    choices = service.filter_choices()
+    settings = service.settings
+
+    def respond(message: str, chat: list[dict], history: list[str], ids: dict, doc_type: str | None,
+                echelle: str | None, departement: str | None, theme: str | None,
+                request: gr.Request) -> Iterator[tuple]:
+        message = (message or "").strip()
+        if not message:
+            yield gr.update(), chat, history, ids, gr.update(), gr.update()
+            return
+        chat = [*chat, {"role": "user", "content": esc(message)}]
+        filters = {"doc_type": doc_type, "echelle": echelle, "departement": departement, "theme": theme}
+        try:
+            service.check(message, history, filters)
+            if not service.limiter.allow(_client(request)):
+                raise QuestionError(RATE_LIMIT_MESSAGE)
+        except QuestionError as exc:
+            yield "", [*chat, {"role": "assistant", "content": esc(str(exc))}], history, ids, gr.update(), gr.update()
+            return
+        yield "", [*chat, {"role": "assistant", "content": "*Recherche dans les documents…*"}], history, ids, \
+            gr.update(), gr.update()
+        tokens: queue.Queue = queue.Queue()
+        box: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                box["result"], box["id"] = service.ask(message, history, filters, channel="ui", on_token=tokens.put)
+            except Exception as exc:  # noqa: BLE001 - shown to the user in French, logged by the server
+                box["error"] = exc
+            tokens.put(None)
+
+        threading.Thread(target=work, daemon=True).start()
+        partial = ""
+        while (token := tokens.get()) is not None:  # LLM tokens, when a language model is configured
+            partial += token
+            yield "", [*chat, {"role": "assistant", "content": esc(partial)}], history, ids, gr.update(), gr.update()
+        if "error" in box:
+            text = "Désolé, une erreur est survenue pendant la réponse. Réessayez dans un instant."
+            yield "", [*chat, {"role": "assistant", "content": text}], history, ids, gr.update(), gr.update()
+            return
+        result = box["result"]
+        final = chat_text(result)
+        if not partial:  # built-in composer: stream the text out progressively
+            words = final.split(" ")
+            step = max(4, len(words) // 12)
+            for end in range(step, len(words), step):
+                yield "", [*chat, {"role": "assistant", "content": " ".join(words[:end])}], history, ids, \
+                    gr.update(), gr.update()
+                time.sleep(0.02)
+        chat = [*chat, {"role": "assistant", "content": final}]
+        ids = {**ids, str(len(chat) - 1): box["id"]}
+        history = [*history, result.standalone_question][-5:]
+        yield "", chat, history, ids, sources_html(result.citations), experiences_html(result.experiences)
+
+    def on_like(ids: dict, data: gr.LikeData, request: gr.Request) -> str:
+        index = data.index[0] if isinstance(data.index, list | tuple) else data.index
+        answer_id = ids.get(str(index))
+        if data.liked not in (True, False) or not answer_id or not service.feedback_limiter.allow(_client(request)):
+            return "Avis non enregistré."
+        rating = "up" if data.liked is True else "down"
+        service.store.add_feedback(answer_id, rating=rating)
+        return "Merci pour votre retour !" if rating == "up" else "Merci : votre retour nous aide à améliorer le corpus."
+
+    def on_comment(comment: str, ids: dict, request: gr.Request) -> tuple[str, str]:
+        if not ids:
+            return comment, "Posez d'abord une question : le commentaire porte sur la dernière réponse."
+        if not (comment or "").strip() or not service.feedback_limiter.allow(_client(request)):
+            return comment, "Commentaire vide ou trop de retours : rien n'a été enregistré."
+        last = ids[max(ids, key=int)]
+        service.store.add_feedback(last, comment=comment)
+        return "", "Merci, votre commentaire est enregistré."
+
+    def new_conversation() -> tuple:
+        return [], [], {}, "", EMPTY_SOURCES, EMPTY_EXPERIENCES, ""
+
+    with gr.Blocks(title="Assistant du dialogue territorial — PQN-A", analytics_enabled=False) as demo:
+        gr.Markdown("# Assistant du dialogue territorial\nRéponses tirées des documents du centre de ressources "
+                    "Pays et Quartiers de Nouvelle-Aquitaine, avec leurs sources numérotées. Les documents marqués "
+                    "« exemple fictif » sont des illustrations, pas des expériences réelles.")
+        history = gr.State([])
+        ids = gr.State({})
+        with gr.Tab("Discuter"):
+            with gr.Row():
+                with gr.Column(scale=3):
+                    chatbot = gr.Chatbot(label="Conversation", height=480, sanitize_html=True, allow_tags=False,
+                                         feedback_options=("Like", "Dislike"), buttons=["copy"],
+                                         placeholder="Posez une question sur le dialogue territorial.",
+                                         elem_id="conversation")
+                    question = gr.Textbox(label="Votre question", lines=2, max_length=settings.max_question_chars,
+                                          placeholder="Ex. : Comment lancer un conseil citoyen ?", elem_id="question")
+                    with gr.Row():
+                        send = gr.Button("Envoyer", variant="primary", elem_id="send")
+                        new = gr.Button("Nouvelle conversation", elem_id="new-conversation")
+                    gr.Examples(EXAMPLES, inputs=question, label="Exemples de questions")
+                    with gr.Accordion("Filtres", open=False):
+                        doc_type = gr.Dropdown(choices["doc_type"], label="Type de document", value=None)
+                        echelle = gr.Dropdown(choices["echelle"], label="Échelle", value=None)
+                        departement = gr.Dropdown(choices["departement"], label="Département", value=None)
+                        theme = gr.Dropdown(choices["theme"], label="Thème", value=None)
+                    with gr.Accordion("Un commentaire sur la dernière réponse ? (facultatif)", open=False):
+                        comment = gr.Textbox(label="Commentaire", lines=2, max_length=2000)
+                        send_comment = gr.Button("Envoyer le commentaire")
+                    feedback_status = gr.Markdown(elem_id="feedback-status")
+                with gr.Column(scale=2):
+                    sources = gr.HTML(EMPTY_SOURCES, elem_id="sources", js_on_load=None)
+                    experiences = gr.HTML(EMPTY_EXPERIENCES, elem_id="experiences", js_on_load=None)
+        inputs = [question, chatbot, history, ids, doc_type, echelle, departement, theme]
+        outputs = [question, chatbot, history, ids, sources, experiences]
+        send.click(respond, inputs, outputs, api_visibility="private")
+        question.submit(respond, inputs, outputs, api_visibility="private")
+        for reset in (new.click, chatbot.clear):  # the button, and the chat's own « Effacer » icon
+            reset(new_conversation, None, [chatbot, history, ids, question, sources, experiences, feedback_status],
+                  api_visibility="private")
+        chatbot.like(on_like, [ids], feedback_status, api_visibility="private")
+        send_comment.click(on_comment, [comment, ids], [comment, feedback_status], api_visibility="private")
+        with gr.Tab("Espace équipe"):
+            _staff_view(service)
+    return demo
+
+
+def _staff_view(service: Service) -> None:
+    if not service.settings.staff_password:
+        gr.Markdown("Espace équipe désactivé : définissez `ASSISTANT_STAFF_PASSWORD` pour l'ouvrir.")
+        return
+    import hmac
+
+    password = gr.Textbox(label="Mot de passe de l'équipe", type="password")
+    login = gr.Button("Ouvrir l'espace équipe")
+    message = gr.Markdown()
+    with gr.Column(visible=False) as panel:
+        summary = gr.Markdown()
+        feedback = gr.Dataframe(headers=["Date", "Avis", "Commentaire", "Canal", "Question", "Statut", "Réponse"],
+                                label="Avis sur les réponses", interactive=False, wrap=True)
+        gaps = gr.Dataframe(headers=["Question", "Nombre de fois", "Dernière fois"],
+                            label="Lacunes du corpus (questions restées sans réponse)", interactive=False, wrap=True)
+        gr.Markdown("[Exporter les avis en CSV](staff/feedback.csv) (le navigateur demande le mot de passe ; "
+                    "nom d'utilisateur libre).")
+        refresh = gr.Button("Actualiser")
+
+    def open_staff(given: str, request: gr.Request) -> tuple:
+        if not service.staff_limiter.allow(_client(request)):
+            return RATE_LIMIT_MESSAGE, gr.update(visible=False), "", gr.update(), gr.update()
+        if not hmac.compare_digest((given or "").encode(), service.settings.staff_password.encode()):
+            return "Mot de passe incorrect.", gr.update(visible=False), "", gr.update(), gr.update()
+        counts = service.store.counts()
+        rows = [[r["ts"], {"up": "👍 utile", "down": "👎 pas utile"}.get(r["rating"] or "", "—"), r["comment"] or "",
+                 r["channel"], r["question"], r["status"], r["answer"][:300]] for r in service.store.feedback_rows()]
+        lacunes = [[g["question"], g["count"], g["last"]] for g in service.store.gaps()]
+        text = (f"{counts['answers']} réponses servies · {counts['up']} avis positifs · {counts['down']} avis négatifs "
+                f"· {len(lacunes)} lacunes du corpus")
+        return "", gr.update(visible=True), text, rows, lacunes
+
+    for trigger in (login.click, refresh.click, password.submit):
+        trigger(open_staff, [password], [message, panel, summary, feedback, gaps], api_visibility="private")
+
+
+def mount_ui(app: FastAPI, service: Service) -> FastAPI:
+    """Mount the Gradio UI at "/" (no analytics, no share link, no API page, no SSR/Node server)."""
+    demo = build_ui(service)
+    demo.queue(default_concurrency_limit=8)
+    return gr.mount_gradio_app(app, demo, path="/", footer_links=[], run_history=False, ssr_mode=False,
+                               mcp_server=False, css=CSS, show_error=False,
+                               head='<meta name="description" content="Assistant du dialogue territorial (PQN-A)">')
