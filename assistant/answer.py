@@ -98,6 +98,12 @@ def is_supported(signals: dict[str, float], model: str, mode: str = "hybrid") ->
     return signals["dense"] + COVERAGE_WEIGHT * signals["coverage"] >= thresholds["hybrid"]
 
 
+def refusal_rule(model: str) -> dict[str, Any]:
+    """The refusal thresholds in force for an embedding model (recorded with feedback)."""
+    return {"thresholds": THRESHOLDS.get(model), "coverage_weight": COVERAGE_WEIGHT,
+            "min_coverage": MIN_COVERAGE, "top_for_support": TOP_FOR_SUPPORT}
+
+
 def citation_of(n: int, hit: Hit) -> Citation:
     meta = hit.chunk.metadata
     return Citation(

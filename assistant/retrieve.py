@@ -35,6 +35,7 @@ from assistant.types import Hit
 RRF_K = 60
 FILTER_KEYS = ("doc_type", "echelle", "departement", "theme")
 DUPLICATE_JACCARD = 0.85
+QUERY_CACHE_SIZE = 256
 
 
 def rrf(rankings: list[list[str]], k: int = RRF_K) -> dict[str, float]:
@@ -106,6 +107,7 @@ class Index:
     _store: Any = None
     _embedder: Any = None
     _fallback: Any = None
+    _query_cache: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ids(self) -> set[str]:
@@ -130,6 +132,17 @@ class Index:
     @property
     def max_idf(self) -> float:
         return float(self.lexical.idf.max()) if len(self.lexical.idf) else 1.0
+
+    def query_vector(self, query: str) -> Any:
+        """The query's embedding; the last few are kept, since one answer searches the same text twice
+        (passages, then experiences) and the evals repeat questions across modes."""
+        vector = self._query_cache.pop(query, None)
+        if vector is None:
+            vector = self.embedder.embed_batch([query], kind="query")[0]
+        self._query_cache[query] = vector
+        while len(self._query_cache) > QUERY_CACHE_SIZE:
+            self._query_cache.pop(next(iter(self._query_cache)))
+        return vector
 
     def idf(self, term: str) -> float:
         """Inverse document frequency of an analysed term (0 when unknown)."""
@@ -161,7 +174,7 @@ class Index:
         dense: list[tuple[str, float]] = []
         lexical: list[tuple[str, float]] = []
         if mode in ("hybrid", "dense"):
-            vector = self.embedder.embed_batch([query], kind="query")[0]
+            vector = self.query_vector(query)
             dense = [(i, s) for i, s in self._dense(vector, pool, filters) if i in self.metadata]
         if mode in ("hybrid", "lexical"):
             allowed = {i for i, m in self.metadata.items() if matches(m, filters)} if filters else None

@@ -39,6 +39,7 @@ def evaluate(index: Any, entries: list[dict[str, Any]], mode: str) -> dict[str, 
     from assistant.answer import answer
     from assistant.conversation import standalone_question
 
+    index._query_cache.clear()  # no embedding reused from another mode: latencies are per question
     h1 = h3 = 0
     fact_share: list[float] = []
     all_facts = 0

@@ -43,18 +43,14 @@ CREATE INDEX IF NOT EXISTS answers_status ON answers(status);
 """
 SETTINGS_IN_FORCE = ("embedding_model", "chunk_tokens", "chunk_overlap_tokens", "llm", "llm_model",
                      "chroma_collection", "max_question_chars")
-SUPPORT_CONSTANTS = ("MIN_COVERAGE", "MIN_DENSE", "DEFAULT_MIN_DENSE", "THRESHOLDS", "COVERAGE_WEIGHT",
-                     "TOP_FOR_SUPPORT")
 
 
 def snapshot(settings: Settings) -> dict[str, Any]:
     """The settings that shape an answer (never secrets such as API keys or the staff password)."""
-    from assistant import answer as answer_module
+    from assistant.answer import refusal_rule
 
     values: dict[str, Any] = {name: getattr(settings, name) for name in SETTINGS_IN_FORCE}
-    # the refusal thresholds of answer() (whatever their current names), for later comparison
-    values["support"] = {name: getattr(answer_module, name) for name in SUPPORT_CONSTANTS
-                         if hasattr(answer_module, name)}
+    values["support"] = refusal_rule(settings.embedding_model)  # the refusal thresholds in force
     return values
 
 

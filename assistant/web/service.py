@@ -28,27 +28,6 @@ ECHELLE_LABELS = {"quartier": "Quartier", "commune": "Commune", "intercommunalit
                   "pays_petr": "Pays / PETR", "departement": "Département", "region": "Région"}
 
 
-class QueryMemo:
-    """Wraps the index's embedder so that one answer embeds its question once: ``answer()`` searches
-    for the passages, then again for the experiences, with the same query text. Cleared around each
-    answer (no cache across questions)."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.memo: dict[str, Any] = {}
-        self.active = False  # only inside Service.ask
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def embed_batch(self, texts: list[str], kind: Any) -> Any:
-        if not self.active or kind != "query" or len(texts) != 1:
-            return self.inner.embed_batch(texts, kind)
-        if texts[0] not in self.memo:
-            self.memo[texts[0]] = self.inner.embed_batch(texts, kind)
-        return self.memo[texts[0]]
-
-
 class QuestionError(AssistantError):
     """A request the assistant refuses before answering (too long, bad filter); French message."""
 
@@ -66,8 +45,6 @@ class Service:
         self.settings_in_force = snapshot(settings)
         # answer() shares lazily loaded models and stores: one question at a time per process
         self._lock = threading.Lock()
-        self._memo = QueryMemo(self.index.embedder)
-        self.index._embedder = self._memo  # the Index's lazily created embedder, wrapped
 
     def check(self, question: str, history: Any = None, filters: Any = None) -> tuple[str, list[str], dict[str, str]]:
         """Validate a request; raises QuestionError with a French message."""
@@ -104,12 +81,7 @@ class Service:
         """Check, answer (one at a time), record; returns the Answer and its id for feedback."""
         question, history, clean = self.check(question, history, filters)
         with self._lock:
-            self._memo.active = True
-            try:
-                result = answer(question, history=history, filters=clean, index=self.index, on_token=on_token)
-            finally:
-                self._memo.active = False
-                self._memo.memo.clear()
+            result = answer(question, history=history, filters=clean, index=self.index, on_token=on_token)
         answer_id = self.store.record_answer(result, channel=channel, filters=clean, settings=self.settings_in_force)
         return result, answer_id
 
