@@ -1,4 +1,4 @@
-"""Command line: ``assistant ingest | ask | models | serve``. Domain errors become one French message here."""
+"""Command line: ``assistant ingest | ask | models | serve | eval``. Domain errors become one French message here."""
 
 from __future__ import annotations
 
@@ -143,6 +143,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from assistant.evals.command import run
+
+    return run(args, _settings(args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="assistant", description="Assistant du dialogue territorial (PQN-A)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -166,6 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="port (défaut : ASSISTANT_PORT, 7860)")
     p.add_argument("--index", help="dossier de l'index (défaut : ASSISTANT_INDEX_DIR)")
     p.set_defaults(func=cmd_serve)
+    from assistant.evals.command import add_arguments
+
+    p = sub.add_parser("eval", help="évaluer l'assistant sur un jeu de questions (rapport, porte de non-régression)")
+    add_arguments(p)
+    p.set_defaults(func=cmd_eval)
     return parser
 
 

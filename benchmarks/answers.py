@@ -1,86 +1,20 @@
-"""Answer quality on a gold set, for BM25 alone, dense alone and hybrid (the README's table).
+"""Refusal threshold calibration on the dev set; the answer-quality table moved to ``assistant eval``.
 
-    .venv/bin/python benchmarks/answers.py --set evals/gold/test.yaml           # report
     .venv/bin/python benchmarks/answers.py --set evals/gold/dev.yaml --calibrate  # refusal thresholds
+    .venv/bin/python benchmarks/answers.py --set evals/gold/test.yaml             # = the command below
+    .venv/bin/assistant eval --set evals/gold/test.yaml --configs bm25,dense,hybrid  # the README's table
 
-Metrics (answerable questions unless said otherwise):
-- hit@1 / hit@3: a gold source is the first / among the first three distinct files retrieved;
-- key facts: mean share of the expected key facts found in the passages the answer cites
-  (case, accents and spaces ignored), and the share of answers where all of them are found;
-- refusals: precision and recall of ``no_answer`` on the questions that expect it (out of scope,
-  injections), and the false refusal rate on answerable questions;
-- latency: median and p95 of ``answer()`` (warm, model loaded).
+The metrics (hit@k, MRR, key facts, citation precision, refusals, latency) live in
+``assistant.evals.metrics``; reports, comparison and the regression gate in ``assistant.evals``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
-import statistics
-import unicodedata
+import sys
 from pathlib import Path
 from typing import Any
-
-import yaml
-
-
-def norm(text: str) -> str:
-    text = unicodedata.normalize("NFKD", text.replace("\u00a0", " ").replace("\u202f", " ").lower())
-    text = "".join(c for c in text if not unicodedata.combining(c)).replace("’", "'")
-    return re.sub(r"\s+", " ", text)
-
-
-def load_set(path: str) -> list[dict[str, Any]]:
-    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-
-
-def evaluate(index: Any, entries: list[dict[str, Any]], mode: str) -> dict[str, float]:
-    from assistant.answer import answer
-    from assistant.conversation import standalone_question
-
-    index._query_cache.clear()  # no embedding reused from another mode: latencies are per question
-    h1 = h3 = 0
-    fact_share: list[float] = []
-    all_facts = 0
-    answerable = refused_ok = refused_bad = expected_no = refused_total = 0
-    latencies: list[float] = []
-    for e in entries:
-        history = e.get("history") or []
-        result = answer(e["question"], history=history, filters=e.get("filters"), index=index, mode=mode)
-        latencies.append(result.timings_ms["total"])
-        refused = result.status == "no_answer"
-        refused_total += refused
-        if e["expected_status"] == "no_answer":
-            expected_no += 1
-            refused_ok += refused
-            continue
-        answerable += 1
-        refused_bad += refused
-        hits = index.search(standalone_question(e["question"], history), k=10, mode=mode, filters=e.get("filters"))
-        sources: list[str] = []
-        for h in hits:
-            if h.chunk.metadata["source"] not in sources:
-                sources.append(h.chunk.metadata["source"])
-        gold = set(e["gold_sources"])
-        h1 += bool(gold & set(sources[:1]))
-        h3 += bool(gold & set(sources[:3]))
-        cited = norm(" ".join(c.text for c in result.citations))
-        facts = e.get("key_facts") or []
-        found = [norm(f) in cited for f in facts]
-        if facts:
-            fact_share.append(sum(found) / len(facts))
-            all_facts += all(found)
-    return {
-        "questions": len(entries), "hit@1": h1 / answerable, "hit@3": h3 / answerable,
-        "key_facts": statistics.mean(fact_share) if fact_share else 0.0,
-        "all_key_facts": all_facts / len(fact_share) if fact_share else 0.0,
-        "refusal_precision": refused_ok / refused_total if refused_total else 1.0,
-        "refusal_recall": refused_ok / expected_no if expected_no else 1.0,
-        "false_refusals": refused_bad / answerable,
-        "latency_p50_ms": statistics.median(latencies),
-        "latency_p95_ms": sorted(latencies)[int(0.95 * (len(latencies) - 1))],
-    }
 
 
 def calibrate(index: Any, entries: list[dict[str, Any]]) -> None:
@@ -119,28 +53,23 @@ def main() -> None:
     parser.add_argument("--set", default="evals/gold/test.yaml")
     parser.add_argument("--index", default=None)
     parser.add_argument("--calibrate", action="store_true")
-    parser.add_argument("--modes", default="lexical,dense,hybrid")
+    parser.add_argument("--modes", default="bm25,dense,hybrid", help="configurations of assistant eval")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if not args.calibrate:
+        from assistant.cli import main as cli
+
+        modes = args.modes.replace("lexical", "bm25")
+        sys.exit(cli(["eval", "--set", args.set, "--configs", modes, "--no-gate"]
+                     + (["--index", args.index] if args.index else [])))
+    from assistant.evals.goldsets import load_set
     from assistant.retrieve import open_index
     from assistant.settings import load_settings
 
     settings = load_settings(**({"index_dir": Path(args.index)} if args.index else {}))
     index = open_index(settings)
-    entries = load_set(args.set)
     index.search("échauffement du modèle", k=1)
-    if args.calibrate:
-        calibrate(index, entries)
-        return
-    print(f"jeu : {args.set} ({len(entries)} questions) ; modèle : {settings.embedding_model}")
-    print("| mode | hit@1 | hit@3 | faits clés (moyenne) | tous les faits | précision refus | rappel refus | faux refus | latence p50 | p95 |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    names = {"lexical": "BM25 seul", "dense": "dense seul", "hybrid": "hybride"}
-    for mode in args.modes.split(","):
-        m = evaluate(index, entries, mode)
-        print(f"| {names[mode]} | {m['hit@1']:.2f} | {m['hit@3']:.2f} | {m['key_facts']:.2f} | {m['all_key_facts']:.2f} | "
-              f"{m['refusal_precision']:.2f} | {m['refusal_recall']:.2f} | {m['false_refusals']:.2f} | "
-              f"{m['latency_p50_ms']:.0f} ms | {m['latency_p95_ms']:.0f} ms |")
+    calibrate(index, load_set(Path(args.set)))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Second README command: set up with the test tools, then lint and run every test.
+# Second README command: set up with the test tools, then lint, run every test, then the eval gate.
 # pytest's exit code is kept as is: 5 (no test collected) fails like any other non-zero code.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,3 +9,6 @@ echo "==> ruff"
 .venv/bin/ruff check .
 echo "==> pytest"
 .venv/bin/python -m pytest "$@"
+echo "==> évaluation du jeu test et porte de non-régression (evals/README.md)"
+.venv/bin/assistant ingest --quiet
+.venv/bin/assistant eval --set evals/gold/test.yaml --out evals/reports/ci

@@ -5,16 +5,22 @@ Usage::
 
     service = Service(settings)                       # opens the index and the feedback store
     result, answer_id = service.ask("Comment lancer un conseil citoyen ?", [], {}, channel="api")
+    job = service.start_eval("test.yaml")            # staff tab: an evaluation in the background
+    service.eval_state()                             # progress, then the report's paths
 """
 
 from __future__ import annotations
 
+import shutil
 import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from assistant.answer import answer
 from assistant.errors import AssistantError
+from assistant.evals.jobs import EvalJob
 from assistant.retrieve import FILTER_KEYS, Index, open_index
 from assistant.settings import Settings
 from assistant.types import DOC_TYPES, ECHELLES, Answer
@@ -45,6 +51,8 @@ class Service:
         self.settings_in_force = snapshot(settings)
         # answer() shares lazily loaded models and stores: one question at a time per process
         self._lock = threading.Lock()
+        self.evals_dir = Path("evals")  # gold sets, reports, parts (relative to the working directory)
+        self.eval_job: EvalJob | None = None
 
     def check(self, question: str, history: Any = None, filters: Any = None) -> tuple[str, list[str], dict[str, str]]:
         """Validate a request; raises QuestionError with a French message."""
@@ -106,3 +114,48 @@ class Service:
         """Load the embedding model and the vector store now rather than on the first question."""
         with self._lock:
             self.index.search("conseil citoyen", k=1)
+
+    # --- staff tab: evaluations -----------------------------------------------------------------
+
+    def eval_sets(self) -> list[str]:
+        """Names of the gold sets staff can pick (``evals/gold/*.yaml``)."""
+        return sorted(p.name for p in (self.evals_dir / "gold").glob("*.yaml"))
+
+    def start_eval(self, set_name: str | None = None, upload: Path | None = None) -> EvalJob:
+        """Start one evaluation in the background (a gold set by name, or an uploaded CSV/YAML/JSONL file)."""
+        if self.eval_job is not None and self.eval_job.state()["running"]:
+            raise QuestionError("Une évaluation est déjà en cours : attendez qu'elle se termine.")
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        reports = self.evals_dir / "reports"
+        if upload is not None:
+            if upload.suffix.lower() not in (".csv", ".yaml", ".yml", ".jsonl", ".json"):
+                raise QuestionError("Format de fichier non pris en charge : CSV, YAML ou JSONL.")
+            set_path = reports / "uploads" / f"{stamp}-{upload.name}"
+            set_path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(upload, set_path)
+        elif set_name in self.eval_sets():
+            set_path = self.evals_dir / "gold" / str(set_name)
+        else:
+            raise QuestionError("Choisissez un jeu de questions ou déposez un fichier.")
+        self.eval_job = EvalJob(self.index, set_path, reports / f"{stamp}-equipe", reports_dir=reports,
+                                baseline=self.evals_dir / "baseline" / "report.json", lock=self._lock)
+        self.eval_job.start()
+        return self.eval_job
+
+    def eval_state(self) -> dict[str, Any] | None:
+        """Progress of the last evaluation, with the report's paths once written."""
+        if self.eval_job is None:
+            return None
+        state = self.eval_job.state()
+        out = Path(state["out_dir"])
+        ready = not state["running"] and not state["error"] and (out / "report.html").exists()
+        state["html"] = str(out / "report.html") if ready else None
+        state["json"] = str(out / "report.json") if ready else None
+        return state
+
+    def gaps_to_gold(self) -> tuple[int, Path]:
+        """Append the « lacunes du corpus » to ``evals/parts/lacunes.yaml`` (status left for staff)."""
+        from assistant.evals.goldsets import gaps_to_yaml
+
+        path = self.evals_dir / "parts" / "lacunes.yaml"
+        return gaps_to_yaml(self.store.gaps(), path), path

@@ -2,7 +2,7 @@
 
 Chat with streamed answers, sources panel (passage, file, section, page, link), experience cards,
 filters, example questions, new conversation, thumbs up/down and comments, and the staff view
-(feedback, « lacunes du corpus », CSV export) behind the staff password.
+(feedback, « lacunes du corpus », CSV export, evaluations run in the background) behind the staff password.
 
 Usage::
 
@@ -242,6 +242,7 @@ def _staff_view(service: Service) -> None:
         gr.Markdown("[Exporter les avis en CSV](staff/feedback.csv) (le navigateur demande le mot de passe ; "
                     "nom d'utilisateur libre).")
         refresh = gr.Button("Actualiser")
+        _eval_view(service)
 
     def open_staff(given: str, request: gr.Request) -> tuple:
         if not service.staff_limiter.allow(_client(request)):
@@ -258,6 +259,62 @@ def _staff_view(service: Service) -> None:
 
     for trigger in (login.click, refresh.click, password.submit):
         trigger(open_staff, [password], [message, panel, summary, feedback, gaps], api_visibility="private")
+
+
+def eval_status_text(state: dict[str, Any] | None) -> str:
+    """The staff tab's progress line for the last evaluation (French)."""
+    if state is None:
+        return "Aucune évaluation lancée depuis le démarrage du serveur."
+    if state["error"]:
+        return esc(state["error"])
+    if state["running"]:
+        return f"Évaluation en cours : {state['done']} / {state['total'] or '…'} questions ({esc(state['set'])})."
+    return f"Évaluation terminée ({esc(state['set'])}) : {esc(state['summary'])}. Rapport ci-dessous."
+
+
+def _eval_view(service: Service) -> None:
+    """Pick or upload a question set, run it in the background, download the report; lacunes -> gold."""
+    with gr.Accordion("Évaluations (qualité des réponses)", open=False):
+        gr.Markdown("Lancez un jeu de questions de référence (`evals/gold/`) ou déposez le vôtre : CSV avec les "
+                    "colonnes `question,expected_status,gold_sources,key_facts` (listes séparées par `;`), ou YAML / "
+                    "JSONL au format de `evals/README.md`. Le rapport compare aux chiffres de référence.")
+        with gr.Row():
+            chosen = gr.Dropdown(service.eval_sets(), label="Jeu de questions", value=None)
+            upload = gr.File(label="… ou déposer un fichier", file_types=[".csv", ".yaml", ".yml", ".jsonl"],
+                             type="filepath")
+        run = gr.Button("Lancer l'évaluation", variant="primary")
+        status = gr.Markdown(eval_status_text(service.eval_state()))
+        files = gr.File(label="Rapport (HTML à ouvrir dans le navigateur, JSON)", file_count="multiple",
+                        interactive=False)
+        timer = gr.Timer(2.0, active=False)
+        to_gold = gr.Button("Transformer les lacunes du corpus en questions de référence")
+        gold_message = gr.Markdown()
+        gold_file = gr.File(label="Questions à compléter", interactive=False)
+
+    def start(name: str | None, path: str | None) -> tuple:
+        from pathlib import Path
+
+        try:
+            service.start_eval(name, Path(path) if path else None)
+        except QuestionError as exc:
+            return esc(str(exc)), gr.Timer(active=False), None
+        return eval_status_text(service.eval_state()), gr.Timer(active=True), None
+
+    def poll() -> tuple:
+        state = service.eval_state()
+        running = bool(state and state["running"])
+        reports = [state["html"], state["json"]] if state and state["html"] else None
+        return eval_status_text(state), gr.Timer(active=running), reports
+
+    def export_gaps() -> tuple:
+        added, path = service.gaps_to_gold()
+        text = (f"{added} question(s) ajoutée(s) à `{esc(path)}` : complétez `expected_status`, `kind`, "
+                "`gold_sources` et `key_facts`, puis régénérez les jeux (`scripts/build_gold.py`).")
+        return text, str(path) if path.exists() else None
+
+    run.click(start, [chosen, upload], [status, timer, files], api_visibility="private")
+    timer.tick(poll, None, [status, timer, files], api_visibility="private")
+    to_gold.click(export_gaps, None, [gold_message, gold_file], api_visibility="private")
 
 
 def mount_ui(app: FastAPI, service: Service) -> FastAPI:

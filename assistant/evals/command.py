@@ -1,0 +1,121 @@
+"""``assistant eval``: run, report, compare, gate, and the README table (called by ``assistant.cli``).
+
+Usage::
+
+    .venv/bin/assistant eval --set evals/gold/test.yaml                 # one run + gate vs baseline
+    .venv/bin/assistant eval --compare evals/reports/A evals/reports/B  # deltas (+ compare.html)
+    .venv/bin/assistant eval --configs bm25,dense,hybrid --readme       # side by side, README table
+
+Exit codes: 0 fine; 1 the gate failed; 2 a setting, index or set error (French message).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from assistant.errors import AssistantError
+from assistant.evals.gate import compare_table, find_previous, gate, load_report, markdown_table, same_set
+from assistant.evals.goldsets import load_set
+from assistant.evals.report import write_compare, write_report
+from assistant.evals.runner import CONFIGS, run_eval
+
+DEFAULT_SET = Path("evals/gold/test.yaml")
+DEFAULT_BASELINE = Path("evals/baseline/report.json")
+REPORTS_DIR = Path("evals/reports")
+README = Path("README.md")
+TABLE_START, TABLE_END = "<!-- debut tableau eval -->", "<!-- fin tableau eval -->"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", type=Path, default=DEFAULT_SET, help="jeu de questions (YAML, JSONL ou CSV)")
+    p.add_argument("--index", help="dossier de l'index (défaut : ASSISTANT_INDEX_DIR)")
+    p.add_argument("--config", default="hybrid", choices=list(CONFIGS), help="configuration (défaut : hybrid)")
+    p.add_argument("--configs", help="plusieurs configurations côte à côte, ex. bm25,dense,hybrid[,llm]")
+    p.add_argument("--out", type=Path, help="dossier du rapport (défaut : evals/reports/<date>-<config>/)")
+    p.add_argument("--compare", nargs=2, type=Path, metavar=("RUN_A", "RUN_B"),
+                   help="comparer deux rapports (dossiers ou report.json)")
+    p.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE, help="rapport de référence pour la porte")
+    p.add_argument("--no-gate", action="store_true", help="ne pas appliquer la porte de non-régression")
+    p.add_argument("--readme", action="store_true",
+                   help="avec --configs : remplacer le tableau du README entre ses marqueurs")
+    p.add_argument("--quiet", action="store_true", help="sans barre de progression")
+
+
+def _compare(a_path: Path, b_path: Path) -> int:
+    a, b = load_report(a_path), load_report(b_path)
+    print(compare_table(a, b))
+    out = (b_path if b_path.is_dir() else b_path.parent) / "compare.html"
+    print(f"Page de comparaison : {write_compare(a, b, out)}")
+    return 0
+
+
+def replace_readme_table(readme: Path, table: str) -> None:
+    """Put ``table`` between the README's markers (French error when they are missing)."""
+    text = readme.read_text(encoding="utf-8")
+    pattern = re.compile(re.escape(TABLE_START) + r".*?" + re.escape(TABLE_END), re.S)
+    if not pattern.search(text):
+        raise AssistantError(f"{readme} : marqueurs {TABLE_START} … {TABLE_END} introuvables.")
+    readme.write_text(pattern.sub(lambda _: f"{TABLE_START}\n{table}\n{TABLE_END}", text), encoding="utf-8")
+
+
+def _one(args: argparse.Namespace, index: Any, entries: list[dict[str, Any]], config: str,
+         out: Path | None) -> dict[str, Any]:
+    report = run_eval(entries, index, config=config, set_path=args.set, progress=not args.quiet)
+    out = out or REPORTS_DIR / f"{time.strftime('%Y%m%d-%H%M%S')}-{config}"
+    baseline = load_report(args.baseline) if args.baseline.is_file() else None
+    previous = find_previous(REPORTS_DIR, report, exclude=out)
+    page = write_report(report, out, previous=previous, baseline=baseline)
+    o = report["overall"]
+    print(f"{report['meta']['config_label']} : hit@3 {o['hit@3']:.3f} · faits clés {o['key_facts']:.3f} · "
+          f"précision citations {o['citation_precision'] or 0:.3f} · rappel refus {o['refusal_recall']:.3f} · "
+          f"faux refus {o['false_refusals']:.3f} · latence p50 {o['latency_p50_ms']:.0f} ms")
+    print(f"Rapport : {page}")
+    return report
+
+
+def _gate(args: argparse.Namespace, report: dict[str, Any]) -> int:
+    if args.no_gate or not args.baseline.is_file():
+        print("Porte de non-régression : pas de référence, non appliquée.")
+        return 0
+    baseline = load_report(args.baseline)
+    if not same_set(report, baseline) or baseline["meta"].get("config") != report["meta"]["config"]:
+        print(f"Porte de non-régression : la référence {args.baseline} porte sur un autre jeu ou une autre "
+              "configuration, non appliquée.")
+        return 0
+    problems = gate(report, baseline)
+    if problems:
+        print("Porte de non-régression : ÉCHEC par rapport à " + str(args.baseline))
+        for p in problems:
+            print(f"  - {p}")
+        return 1
+    print(f"Porte de non-régression : réussie (référence {args.baseline}).")
+    return 0
+
+
+def run(args: argparse.Namespace, settings: Any) -> int:
+    """The ``eval`` subcommand."""
+    if args.compare:
+        return _compare(*args.compare)
+    from assistant.retrieve import open_index
+
+    entries = load_set(args.set)
+    index = open_index(settings, settings.index_dir)
+    configs = [c.strip() for c in (args.configs or args.config).split(",") if c.strip()]
+    unknown = [c for c in configs if c not in CONFIGS]
+    if unknown:
+        raise AssistantError(f"Configuration inconnue : {', '.join(unknown)} (choix : {', '.join(CONFIGS)}).")
+    if len(configs) == 1:
+        return _gate(args, _one(args, index, entries, configs[0], args.out))
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    reports = [_one(args, index, entries, c, (args.out or REPORTS_DIR / stamp) / c) for c in configs]
+    table = markdown_table(reports)
+    print(f"\njeu : {args.set} ({len(entries)} questions) ; modèle : {settings.embedding_model}\n")
+    print(table)
+    if args.readme:
+        replace_readme_table(README, table)
+        print(f"Tableau remplacé dans {README}.")
+    return max(_gate(args, r) for r in reports)

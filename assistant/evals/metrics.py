@@ -1,0 +1,171 @@
+"""Pure metric functions (no index, no model): they take texts, lists and records, return numbers.
+
+Usage::
+
+    ranked = distinct_sources(["a.md", "a.md", "b.md"])         # ["a.md", "b.md"]
+    hit_at(ranked, {"b.md"}, 1), reciprocal_rank(ranked, {"b.md"})   # False, 0.5
+    facts_found(["tirage au sort"], "…le TIRAGE au sort…")       # [True]
+    citation_support("- Une phrase. [1]", {1: "Une phrase du passage."})  # {1: True}
+    summarise(records)                                            # the headline dict of a group
+
+A *record* is one evaluated question (see ``assistant.evals.runner.evaluate_one``).
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import unicodedata
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from assistant.store.lexical import analyse
+
+SUPPORT_THRESHOLD = 0.6  # share of a sentence's content terms that its cited passage must contain
+MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?!\[)")
+FURTHER = re.compile(r"^\W*pour aller plus loin\W*$", re.I)
+
+
+def norm(text: str) -> str:
+    """Lower case, accents, non-breaking spaces and apostrophes ignored (as for the gold key facts)."""
+    text = unicodedata.normalize("NFKD", text.replace("\u00a0", " ").replace("\u202f", " ").lower())
+    text = "".join(c for c in text if not unicodedata.combining(c)).replace("’", "'")
+    return re.sub(r"\s+", " ", text)
+
+
+def distinct_sources(sources: Iterable[str]) -> list[str]:
+    """Files in retrieval order, each once."""
+    out: list[str] = []
+    for source in sources:
+        if source not in out:
+            out.append(source)
+    return out
+
+
+def hit_at(ranked: Sequence[str], gold: Iterable[str], k: int) -> bool:
+    """Is a gold source among the first ``k`` distinct files?"""
+    return bool(set(gold) & set(ranked[:k]))
+
+
+def reciprocal_rank(ranked: Sequence[str], gold: Iterable[str]) -> float:
+    """1 / rank of the first gold file (0 when none is retrieved)."""
+    wanted = set(gold)
+    return next((1.0 / r for r, s in enumerate(ranked, start=1) if s in wanted), 0.0)
+
+
+def facts_found(facts: Sequence[str], text: str) -> list[bool]:
+    """For each key fact: is it in ``text`` (case, accents and spaces ignored)?"""
+    plain = norm(text)
+    return [norm(f) in plain for f in facts]
+
+
+def claim_sentences(answer: str) -> list[tuple[str, list[int]]]:
+    """The answer's sentences with their ``[n]`` markers, before « Pour aller plus loin » (a reading
+    list, not a claim). Sentences keep a marker written after their full stop (« … citoyen. [1] »)."""
+    out: list[tuple[str, list[int]]] = []
+    for line in answer.replace("\r\n", "\n").split("\n"):
+        if FURTHER.match(line.replace("*", "").strip()):
+            break
+        body = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s+", "", line).strip()
+        for sentence in SENTENCE_END.split(body):
+            if sentence.strip():
+                markers = [int(n) for g in MARKER.findall(sentence) for n in re.split(r"\s*[,;]\s*", g)]
+                out.append((sentence.strip(), markers))
+    return out
+
+
+def content_terms(text: str) -> set[str]:
+    """Analysed terms (French stemming, stop words removed) of a text without its markers."""
+    return set(analyse(MARKER.sub(" ", text)))
+
+
+def supported(sentence_terms: set[str], passage_terms: set[str], threshold: float = SUPPORT_THRESHOLD) -> bool:
+    """Do the passage's terms cover at least ``threshold`` of the sentence's terms?"""
+    if not sentence_terms:
+        return False
+    return len(sentence_terms & passage_terms) / len(sentence_terms) >= threshold
+
+
+def citation_support(answer: str, passages: dict[int, str]) -> dict[int, bool]:
+    """For each cited passage ``n``: do the sentences that cite it share >= 60 % of their terms with
+    it? A passage no sentence cites does not support the answer."""
+    sentences = claim_sentences(answer)
+    out: dict[int, bool] = {}
+    for n, text in passages.items():
+        citing = " ".join(s for s, markers in sentences if n in markers)
+        out[n] = supported(content_terms(citing), content_terms(text))
+    return out
+
+
+def sentence_support(answer: str, passages: dict[int, str]) -> tuple[int, int]:
+    """(supported, total) answer sentences stating something: a sentence is supported when the
+    passages it cites contain >= 60 % of its terms (no citation: not supported)."""
+    terms_of = {n: content_terms(t) for n, t in passages.items()}
+    good = total = 0
+    for sentence, markers in claim_sentences(answer):
+        terms = content_terms(sentence)
+        if not terms or (not markers and sentence.rstrip().endswith(":")):
+            continue  # a heading or a lead line « … : »
+        total += 1
+        support = set().union(*(terms_of.get(n, set()) for n in markers)) if markers else set()
+        good += supported(terms, support)
+    return good, total
+
+
+def refusal_scores(expected_refusal: Sequence[bool], refused: Sequence[bool]) -> dict[str, float]:
+    """Precision and recall of refusals, and the false refusal rate on answerable questions.
+    Conventions: no refusal at all -> precision 1; nothing to refuse -> recall 1."""
+    pairs = list(zip(expected_refusal, refused, strict=True))
+    refused_total = sum(r for _, r in pairs)
+    expected_total = sum(e for e, _ in pairs)
+    answerable = len(pairs) - expected_total
+    good = sum(e and r for e, r in pairs)
+    false = sum((not e) and r for e, r in pairs)
+    return {"refusal_precision": good / refused_total if refused_total else 1.0,
+            "refusal_recall": good / expected_total if expected_total else 1.0,
+            "false_refusals": false / answerable if answerable else 0.0}
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile on sorted values (``p`` in 0..100), 0 when empty."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return float(ordered[int(round(p / 100 * (len(ordered) - 1)))])
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return statistics.mean(values) if values else None
+
+
+def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The metrics of a group of records. Retrieval and key facts: answerable questions; citation
+    precision: cited passages of answered questions (pooled); refusals: all questions."""
+    answerable = [r for r in records if r["expected_status"] == "answered"]
+    with_facts = [r for r in answerable if r["key_facts"]]
+    cited = [ok for r in records for ok in r["citations_supported"]]
+    sentences = sum(r["sentences_total"] for r in records)
+    out: dict[str, Any] = {
+        "questions": len(records), "answerable": len(answerable),
+        "hit@1": _mean([r["hit@1"] for r in answerable]), "hit@3": _mean([r["hit@3"] for r in answerable]),
+        "hit@5": _mean([r["hit@5"] for r in answerable]), "mrr": _mean([r["rr"] for r in answerable]),
+        "key_facts": _mean([sum(r["facts_in_citations"]) / len(r["key_facts"]) for r in with_facts]),
+        "all_key_facts": _mean([float(all(r["facts_in_citations"])) for r in with_facts]),
+        "answer_coverage": _mean([sum(r["facts_in_answer"]) / len(r["key_facts"]) for r in with_facts]),
+        "citation_precision": sum(cited) / len(cited) if cited else None,
+        "supported_sentences": sum(r["sentences_supported"] for r in records) / sentences if sentences else None,
+        "latency_p50_ms": percentile([r["latency_ms"] for r in records], 50),
+        "latency_p95_ms": percentile([r["latency_ms"] for r in records], 95),
+    }
+    out.update(refusal_scores([r["expected_status"] == "no_answer" for r in records],
+                              [r["status"] == "no_answer" for r in records]))
+    return out
+
+
+def by_group(records: Sequence[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
+    """``summarise`` for each value of ``record[key]`` (e.g. ``doc_type``, ``kind``)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault(str(r.get(key) or "—"), []).append(r)
+    return {name: summarise(group) for name, group in sorted(groups.items())}
