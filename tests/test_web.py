@@ -298,3 +298,21 @@ def test_rate_limiter_window():
     assert limiter.allow("a") and limiter.allow("a") and not limiter.allow("a") and limiter.allow("b")
     now[0] = 61.0
     assert limiter.allow("a") and RateLimiter(0).allow("a")
+
+
+def test_staff_reindex_updates_the_served_index(tmp_path):
+    """A file added to the corpus is served after POST /staff/reindex, without restarting."""
+    settings, index = build_web_index(tmp_path)
+    app = create_app(settings, index=index, with_ui=False)
+    auth = {"Authorization": "Basic " + base64.b64encode(b"equipe:secret-equipe").decode()}
+    with TestClient(app) as client:
+        assert client.post("/staff/reindex").status_code == 401
+        write_md(settings.corpus_dir / "fiches-outils/budget.md",
+                 "---\ntype: fiche_outil\ntitre: Le budget participatif\n---\n# Le budget participatif\n\n"
+                 "## En bref\n\nLe budget participatif confie aux habitants le choix de projets financés par la commune.\n")
+        before = client.get("/health").json()["passages"]
+        r = client.post("/staff/reindex", headers=auth)
+        assert r.status_code == 200 and r.json()["added"] == ["fiches-outils/budget.md"] and r.json()["chunks_embedded"] >= 1
+        assert client.get("/health").json()["passages"] > before
+        got = client.post("/api/ask", json={"question": "le budget participatif et les habitants"}).json()
+        assert got["status"] == "answered" and any(c["source"] == "fiches-outils/budget.md" for c in got["citations"])

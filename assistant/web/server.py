@@ -3,7 +3,8 @@
 Routes: ``GET /health``, ``POST /api/ask`` (JSON contract of DESIGN.md, answer id in the
 ``X-Answer-Id`` header), ``POST /api/feedback``, ``GET /widget`` (compact chat for iframes),
 ``GET /embed.js`` (launcher), ``GET /sources/<path>`` (corpus files for citation links),
-``GET /staff/feedback.csv`` (HTTP Basic, staff password), and the Gradio UI mounted at ``/``.
+``GET /staff/feedback.csv`` and ``POST /staff/reindex`` (HTTP Basic, staff password: the export of
+feedback, and an incremental re-index in the warm process), and the Gradio UI mounted at ``/``.
 
 Usage::
 
@@ -176,8 +177,8 @@ def create_app(settings: Settings, index: Index | None = None, with_ui: bool = T
         return FileResponse(target, media_type=SOURCE_TYPES[target.suffix.lower()], filename=target.name,
                             content_disposition_type="inline" if inline else "attachment")
 
-    @app.get("/staff/feedback.csv")
-    def staff_csv(request: Request) -> Response:
+    def staff_refusal(request: Request) -> Response | None:
+        """None when the request carries the staff password; else the French refusal to send."""
         if not settings.staff_password:
             return _error(404, "Espace équipe désactivé (réglage ASSISTANT_STAFF_PASSWORD vide).")
         if not service.staff_limiter.allow(client_id(request)):
@@ -185,8 +186,23 @@ def create_app(settings: Settings, index: Index | None = None, with_ui: bool = T
         if not staff_ok(request.headers.get("authorization", ""), settings.staff_password):
             return Response("Mot de passe de l'espace équipe requis.", status_code=401,
                             headers={"WWW-Authenticate": 'Basic realm="Espace equipe PQN-A", charset="UTF-8"'})
+        return None
+
+    @app.get("/staff/feedback.csv")
+    def staff_csv(request: Request) -> Response:
+        refusal = staff_refusal(request)
+        if refusal is not None:
+            return refusal
         return Response(service.store.export_csv(), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="avis-assistant.csv"'})
+
+    @app.post("/staff/reindex")
+    def staff_reindex(request: Request) -> Response:
+        refusal = staff_refusal(request)
+        if refusal is not None:
+            return refusal
+        report = service.reindex()
+        return JSONResponse({**report.as_dict(), "summary": report.summary()})
 
     if with_ui:
         from assistant.web.ui import mount_ui

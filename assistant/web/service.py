@@ -21,6 +21,7 @@ from typing import Any
 from assistant.answer import answer
 from assistant.errors import AssistantError
 from assistant.evals.jobs import EvalJob
+from assistant.ingest import IngestReport, ingest
 from assistant.retrieve import FILTER_KEYS, Index, open_index
 from assistant.settings import Settings
 from assistant.types import DOC_TYPES, ECHELLES, Answer
@@ -53,6 +54,18 @@ class Service:
         self._lock = threading.Lock()
         self.evals_dir = Path("evals")  # gold sets, reports, parts (relative to the working directory)
         self.eval_job: EvalJob | None = None
+
+    def reindex(self) -> IngestReport:
+        """Bring the index up to date with the corpus in this warm process (model already loaded,
+        Chroma already open: a one-file change takes about 2 s), then serve from the new index."""
+        with self._lock:
+            report = ingest(self.settings.corpus_dir, self.settings.index_dir, self.settings, progress=False,
+                            embedder=self.index.embedder, store=self.index.store)
+            fresh = open_index(self.settings, self.settings.index_dir)
+            fresh._embedder, fresh._store = self.index._embedder, self.index._store
+            self.index.manifest.close()
+            self.index = fresh
+        return report
 
     def check(self, question: str, history: Any = None, filters: Any = None) -> tuple[str, list[str], dict[str, str]]:
         """Validate a request; raises QuestionError with a French message."""
