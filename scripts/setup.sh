@@ -27,7 +27,7 @@ if [ "${1:-}" = "--dev" ] && [ ! -x /usr/bin/chromium ]; then
   # the browser tests drive Debian's chromium with Playwright (never `playwright install`)
   if [ "$(id -u)" = "0" ]; then
     echo "==> Installation de chromium (tests dans le navigateur)"
-    apt-get update && apt-get install -y chromium
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
   else
     echo "==> chromium absent : installez-le (sudo apt-get install -y chromium) pour les tests navigateur" >&2
   fi
