@@ -175,7 +175,7 @@ def ingest(
     try:
         _run(corpus_dir, index_dir, settings, manifest, report, progress, embedder, store)
         report.chunks_total = manifest.count_chunks()
-        _refresh_lexical(manifest, index_dir)
+        refresh_lexical(manifest, index_dir)
     finally:
         manifest.close()
     report.seconds = time.perf_counter() - start
@@ -189,12 +189,7 @@ def _run(corpus_dir: Path, index_dir: Path, settings: Settings, manifest: Manife
     stored = json.loads(stored_raw) if stored_raw else None
     if stored is not None and stored != current:
         report.rebuilt = _describe_change(stored, current)
-        with manifest.transaction():
-            manifest.db.execute("DELETE FROM chunks")
-            manifest.db.execute("DELETE FROM files")
-            manifest.set("fingerprint", json.dumps(current))
-            manifest.set("store_reset_pending", "1")
-            manifest._bump()
+        manifest.start_rebuild(json.dumps(current))
     elif stored is None:
         manifest.set("fingerprint", json.dumps(current))
 
@@ -334,7 +329,7 @@ def _process(todo: list[tuple[Path, str, int, int, bool]], corpus_dir: Path, set
     bar.close()
 
 
-def _refresh_lexical(manifest: Manifest, index_dir: Path) -> None:
+def refresh_lexical(manifest: Manifest, index_dir: Path) -> None:
     """Rebuild the BM25 cache when it is missing or older than the manifest."""
     path = index_dir / LEXICAL_FILE
     generation = manifest.generation

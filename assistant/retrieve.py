@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from assistant.errors import IndexStateError
-from assistant.ingest import LEXICAL_FILE, MANIFEST_FILE, _refresh_lexical
+from assistant.ingest import LEXICAL_FILE, MANIFEST_FILE, refresh_lexical
 from assistant.settings import Settings
 from assistant.store.lexical import Bm25Index, analyse, strip_accents
 from assistant.store.manifest import Manifest
@@ -212,7 +212,7 @@ def open_index(settings: Settings, index_dir: Path | None = None) -> Index:
             f"Aucun index dans {index_dir}. Construisez-le d'abord : assistant ingest --index {index_dir}"
         )
     manifest = Manifest(index_dir / MANIFEST_FILE)
-    _refresh_lexical(manifest, index_dir)
+    refresh_lexical(manifest, index_dir)
     lexical = Bm25Index.load(index_dir / LEXICAL_FILE)
     if lexical is None:
         raise IndexStateError(f"Index lexical illisible dans {index_dir} : relancez assistant ingest.")

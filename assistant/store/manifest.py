@@ -121,10 +121,14 @@ class Manifest:
                 self.db.execute("DELETE FROM files WHERE path=?", (path,))
             self._bump()
 
-    def clear(self) -> None:
+    def start_rebuild(self, fingerprint: str) -> None:
+        """One transaction: forget every file, record the new fingerprint, and mark the vector store
+        for reset (done by the next step of the ingest, even after a crash)."""
         with self.transaction():
             self.db.execute("DELETE FROM chunks")
             self.db.execute("DELETE FROM files")
+            self.set("fingerprint", fingerprint)
+            self.set("store_reset_pending", "1")
             self._bump()
 
     def _bump(self) -> None:
