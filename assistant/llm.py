@@ -47,6 +47,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import Field
 
 from assistant.chunking import split_sentences
+from assistant.citations import MARKER, SUPPORT_THRESHOLD, markers, support_share
 from assistant.errors import AssistantError
 from assistant.settings import Settings
 from assistant.store.lexical import analyse
@@ -55,7 +56,6 @@ from assistant.types import Citation
 log = logging.getLogger(__name__)
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
-SUPPORT_THRESHOLD = 0.6  # share of a sentence's content terms that the cited passages must contain
 MAX_DROPPED_SHARE = 0.5  # more than this share of sentences dropped -> the answer is refused
 MAX_REWRITE_CHARS = 300
 DEFAULT_TIMEOUT_S = 30.0
@@ -71,7 +71,6 @@ NOTE_UNSUPPORTED = (
 )
 NOTE_NO_PASSAGE = f"Aucun passage à transmettre au modèle de langage : {FALLBACK}"
 
-MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 LEADING_MARKERS = re.compile(r"^((?:\[\d+(?:\s*[,;]\s*\d+)*\]\s*)+)(.*)$", re.DOTALL)
 HEADING_LINE = re.compile(r"^\s*#{1,6}\s+\S")
 BULLET = re.compile(r"^(\s*(?:[-*•+]|\d+[.)])\s+)(.*)$")
@@ -303,10 +302,6 @@ def format_passages(citations: Sequence[Citation]) -> str:
     return "\n\n".join(blocks)
 
 
-def _markers(sentence: str) -> list[int]:
-    return [int(n) for group in MARKER.findall(sentence) for n in re.split(r"\s*[,;]\s*", group)]
-
-
 def _sentences(text: str) -> list[str]:
     """``split_sentences``, with markers written after the full stop (« … citoyens. [1] ») kept with
     the sentence they close."""
@@ -338,7 +333,7 @@ def _passage_terms(citations: Sequence[Citation]) -> dict[int, set[str]]:
 
 def _judge(sentence: str, terms_of: dict[int, set[str]]) -> tuple[bool, bool]:
     """(keep, factual) for one sentence."""
-    cited = _markers(sentence)
+    cited = markers(sentence)
     if any(n not in terms_of for n in cited):
         return False, True
     bare = MARKER.sub(" ", sentence).strip()
@@ -352,7 +347,7 @@ def _judge(sentence: str, terms_of: dict[int, set[str]]) -> tuple[bool, bool]:
     numbers = {t for t in terms if t[:1].isdigit()}
     if not numbers <= support:
         return False, True
-    return len(terms & support) / len(terms) >= SUPPORT_THRESHOLD, True
+    return support_share(terms, support) >= SUPPORT_THRESHOLD, True
 
 
 def check_answer(text: str, citations: Sequence[Citation]) -> tuple[str, list[str], int, int]:
@@ -370,7 +365,7 @@ def check_answer(text: str, citations: Sequence[Citation]) -> tuple[str, list[st
                 state.lines.append("")
             continue
         if HEADING_LINE.match(line):
-            if not [n for n in _markers(line) if n not in terms_of]:
+            if not [n for n in markers(line) if n not in terms_of]:
                 state.lines.append(line.rstrip())
             else:
                 state.dropped.append(line.strip())

@@ -19,10 +19,9 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from assistant.citations import MARKER, SUPPORT_THRESHOLD, markers, support_share
 from assistant.store.lexical import analyse
 
-SUPPORT_THRESHOLD = 0.6  # share of a sentence's content terms that its cited passage must contain
-MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?!\[)")
 FURTHER = re.compile(r"^\W*pour aller plus loin\W*$", re.I)
 
@@ -70,8 +69,7 @@ def claim_sentences(answer: str) -> list[tuple[str, list[int]]]:
         body = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s+", "", line).strip()
         for sentence in SENTENCE_END.split(body):
             if sentence.strip():
-                markers = [int(n) for g in MARKER.findall(sentence) for n in re.split(r"\s*[,;]\s*", g)]
-                out.append((sentence.strip(), markers))
+                out.append((sentence.strip(), markers(sentence)))
     return out
 
 
@@ -82,9 +80,7 @@ def content_terms(text: str) -> set[str]:
 
 def supported(sentence_terms: set[str], passage_terms: set[str], threshold: float = SUPPORT_THRESHOLD) -> bool:
     """Do the passage's terms cover at least ``threshold`` of the sentence's terms?"""
-    if not sentence_terms:
-        return False
-    return len(sentence_terms & passage_terms) / len(sentence_terms) >= threshold
+    return bool(sentence_terms) and support_share(sentence_terms, passage_terms) >= threshold
 
 
 def citation_support(answer: str, passages: dict[int, str]) -> dict[int, bool]:
@@ -93,7 +89,7 @@ def citation_support(answer: str, passages: dict[int, str]) -> dict[int, bool]:
     sentences = claim_sentences(answer)
     out: dict[int, bool] = {}
     for n, text in passages.items():
-        citing = " ".join(s for s, markers in sentences if n in markers)
+        citing = " ".join(s for s, cited in sentences if n in cited)
         out[n] = supported(content_terms(citing), content_terms(text))
     return out
 
@@ -103,12 +99,12 @@ def sentence_support(answer: str, passages: dict[int, str]) -> tuple[int, int]:
     passages it cites contain >= 60 % of its terms (no citation: not supported)."""
     terms_of = {n: content_terms(t) for n, t in passages.items()}
     good = total = 0
-    for sentence, markers in claim_sentences(answer):
+    for sentence, cited in claim_sentences(answer):
         terms = content_terms(sentence)
-        if not terms or (not markers and sentence.rstrip().endswith(":")):
+        if not terms or (not cited and sentence.rstrip().endswith(":")):
             continue  # a heading or a lead line « … : »
         total += 1
-        support = set().union(*(terms_of.get(n, set()) for n in markers)) if markers else set()
+        support = set().union(*(terms_of.get(n, set()) for n in cited)) if cited else set()
         good += supported(terms, support)
     return good, total
 
