@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import re
 import sys
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +37,7 @@ from typing import Any
 import yaml
 
 from assistant.errors import LoadError
+from assistant.evals.metrics import norm
 from assistant.loaders import is_candidate, load_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,14 +68,6 @@ class GoldError(Exception):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
-
-
-def normalise(text: str) -> str:
-    """Lower case, no accents, (non-breaking) spaces collapsed: for key-fact matching."""
-    text = text.replace("\u00a0", " ").replace("\u202f", " ").replace("\u2009", " ")
-    text = unicodedata.normalize("NFKD", text.casefold())
-    text = "".join(c for c in text if not unicodedata.combining(c))
-    return re.sub(r"\s+", " ", text).strip()
 
 
 @dataclass
@@ -136,7 +127,7 @@ def _load_source(source: str, corpus_dir: Path, cache: dict[str, SourceInfo | st
             try:
                 result = load_file(path, corpus_dir)
                 text = "\n".join(doc.text for doc in result.documents)
-                cache[source] = SourceInfo(normalise(text), dict(result.documents[0].metadata))
+                cache[source] = SourceInfo(norm(text), dict(result.documents[0].metadata))
             except LoadError as exc:
                 cache[source] = f"source illisible : {exc}"
     return cache[source]
@@ -224,7 +215,7 @@ def validate(entries: list[dict[str, Any]], corpus_dir: Path = CORPUS_DIR) -> li
             continue
         text = "\n".join(info.text for info in loaded)
         for fact in facts:
-            if normalise(fact) not in text:
+            if norm(fact) not in text:
                 problems.append(f"{where} : key_fact « {fact} » absent du texte de {', '.join(sources)}")
         for key, value in (filters or {}).items():
             for source, info in zip(sources, loaded, strict=True):

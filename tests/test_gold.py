@@ -8,9 +8,7 @@ must be fixed, then ``.venv/bin/python scripts/build_gold.py`` re-run.
 from __future__ import annotations
 
 import importlib.util
-import re
 import sys
-import unicodedata
 from collections import Counter
 from pathlib import Path
 from types import ModuleType
@@ -19,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from assistant.evals.metrics import norm
 from assistant.loaders import load_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,13 +28,6 @@ KINDS = {"definition", "procedure", "cadre_legal", "experience", "court", "faute
          "hors_champ", "injection", "suivi", "filtre"}
 REQUIRED = ("id", "question", "kind", "gold_sources", "key_facts", "expected_status", "split")
 FILTER_KEYS = {"doc_type", "echelle", "departement", "theme"}
-
-
-def norm(text: str) -> str:
-    text = text.replace("\u00a0", " ").replace("\u202f", " ")
-    text = unicodedata.normalize("NFKD", text.casefold())
-    text = "".join(c for c in text if not unicodedata.combining(c))
-    return re.sub(r"\s+", " ", text).strip()
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import unicodedata
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -24,6 +23,7 @@ import numpy as np
 
 from assistant.errors import IndexStateError
 from assistant.settings import Settings
+from assistant.store.lexical import strip_accents
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
@@ -41,8 +41,7 @@ class VectorStore(Protocol):
 
 def slug(text: str) -> str:
     """« Pyrénées-Atlantiques » -> « pyrenees_atlantiques » (metadata keys and filter values)."""
-    plain = "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c))
-    return re.sub(r"[^a-z0-9]+", "_", plain).strip("_")
+    return re.sub(r"[^a-z0-9]+", "_", strip_accents(text.lower())).strip("_")
 
 
 def flat_metadata(meta: dict[str, Any]) -> dict[str, str | int | float | bool]:

@@ -21,13 +21,13 @@ import json
 import re
 import sqlite3
 import threading
-import unicodedata
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from assistant.settings import Settings
+from assistant.store.lexical import strip_accents
 from assistant.types import Answer
 
 MAX_COMMENT_CHARS = 2000
@@ -60,9 +60,7 @@ def _now() -> str:
 
 def gap_key(question: str) -> str:
     """Questions that differ only by case, accents, punctuation or spaces fall in the same group."""
-    plain = unicodedata.normalize("NFKD", question.lower())
-    plain = "".join(c for c in plain if not unicodedata.combining(c))
-    return " ".join(re.findall(r"[a-z0-9]+", plain))
+    return " ".join(re.findall(r"[a-z0-9]+", strip_accents(question.lower())))
 
 
 class FeedbackStore:
