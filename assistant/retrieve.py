@@ -110,10 +110,6 @@ class Index:
     _query_cache: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def ids(self) -> set[str]:
-        return set(self.metadata)
-
-    @property
     def store(self) -> Any:
         if self._store is None:
             from assistant.store.vector import open_vector_store
