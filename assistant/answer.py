@@ -10,9 +10,11 @@ The flow:
 4. Support check: ``no_answer`` unless the best dense passage is close enough and the passages
    cover the question's terms (thresholds calibrated on the dev gold set, see README). The
    ``no_answer`` message says what the assistant covers and points to the closest fiches.
-5. The built-in composer writes the cited answer (``assistant.compose``); when a language model is
-   configured it writes the answer instead, and it is checked (``assistant.llm.generate``); on
-   error, timeout or failed check the composer's answer is served with a note.
+5. The section the question asks about and the continuation of the best passages are added
+   (``assistant.focus``); the built-in composer writes the cited answer (``assistant.compose``);
+   when a language model is configured it writes the answer instead, and it is checked
+   (``assistant.llm.generate``); on error, timeout or failed check the composer's answer is served
+   with a note.
 6. Two or three experiences are suggested (``assistant.experiences``).
 
 Usage::
@@ -33,6 +35,7 @@ from typing import Any
 from assistant.compose import compose
 from assistant.conversation import standalone_question
 from assistant.experiences import suggest
+from assistant.focus import add_focus
 from assistant.retrieve import Index
 from assistant.store.lexical import analyse
 from assistant.types import Answer, Citation, Hit
@@ -151,7 +154,10 @@ def answer(question: str, history: list[str] | None = None, filters: dict[str, A
     hits = index.search(standalone, k=6, filters=filters, mode=mode)
     t1 = time.perf_counter()
     signals = support(index.lexical.correct(standalone), hits, index.idf, index.max_idf)
-    text, used = ("", []) if not is_supported(signals, index.settings.embedding_model, mode) else compose(standalone, hits, index.idf)
+    text, used = "", []
+    if is_supported(signals, index.settings.embedding_model, mode):
+        hits, focus = add_focus(standalone, hits, index)
+        text, used = compose(standalone, hits, index.idf, focus)
     citations = [citation_of(n, hit) for n, hit in enumerate(used, start=1)]
     status = "answered" if citations else "no_answer"
     if status == "no_answer":

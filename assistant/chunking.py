@@ -1,9 +1,12 @@
 """Structure-aware chunking: ``Document`` -> ``Chunk`` passages sized in tiktoken tokens.
 
 - Markdown headings give each chunk its ``section`` path ("Étapes pour lancer", "2. Méthode > 2.1 …");
-  a chunk never spans two sections.
+  a chunk never spans two sections. A PDF page that continues a section keeps its path (the loader
+  passes it as ``heading_path``).
 - Interview turns ("**Nom** : …", "Nom : …", "Q : …") stay whole when they fit; a long turn is cut
-  between sentences and its continuation keeps the speaker label.
+  between sentences and its continuation keeps the speaker label. A transcript passage's ``section``
+  is the interviewer's question it answers (« Question : « … » »): the interviewer is the first
+  speaker, and a short follow-up (« Et cette fois ? ») is read with the question before it.
 - Paragraphs are cut between sentences, never inside one unless a single sentence is too long.
 - ``embed_text`` = a short context header (title — section) + the passage. When a ``fits`` check is
   given (the embedder's own tokenizer), every chunk is split until its ``embed_text`` fits in the
@@ -31,11 +34,13 @@ LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 
 @dataclass
 class Unit:
-    """A piece of text that the packer keeps whole: a paragraph, a turn, a list item or a sentence."""
+    """A piece of text that the packer keeps whole: a paragraph, a turn, a list item or a sentence.
+    ``question``: in a transcript, the interviewer's question this unit answers (or asks)."""
 
     text: str
     tokens: int
     sentence: bool = False
+    question: str | None = None
 
 
 def split_sentences(text: str) -> list[str]:
@@ -44,10 +49,12 @@ def split_sentences(text: str) -> list[str]:
     return parts or [text.strip()]
 
 
-def _blocks(body: str, transcript: bool) -> list[tuple[list[str], str]]:
+def _blocks(body: str, transcript: bool, start: list[tuple[int, str]] | None = None) -> list[tuple[list[str], str]]:
     """(heading path, block text) in order. Blank lines end a block; headings reset the path;
-    list items are blocks of their own; in transcripts a new speaker label starts a block."""
-    path: list[tuple[int, str]] = []
+    list items are blocks of their own; in transcripts a new speaker label starts a block.
+    ``start``: the (level, heading) path in force where the text begins (a PDF page continuing a
+    section of the previous page)."""
+    path: list[tuple[int, str]] = [(int(level), str(text)) for level, text in start or []]
     blocks: list[tuple[list[str], str]] = []
     current: list[str] = []
 
@@ -101,7 +108,7 @@ def _units_of(block: str, max_tokens: int) -> list[Unit]:
     return units
 
 
-def _pack(units: list[Unit], max_tokens: int, overlap_tokens: int) -> list[str]:
+def _pack(units: list[Unit], max_tokens: int, overlap_tokens: int) -> list[list[Unit]]:
     chunks: list[list[Unit]] = []
     current: list[Unit] = []
     size = 0
@@ -116,7 +123,36 @@ def _pack(units: list[Unit], max_tokens: int, overlap_tokens: int) -> list[str]:
         size += unit.tokens
     if current:
         chunks.append(current)
-    return ["\n".join(u.text for u in chunk) for chunk in chunks]
+    return chunks
+
+
+SHORT_QUESTION = 40  # characters: « Et cette fois ? » is read with the question before it
+QUESTION_CHARS = 160
+
+
+def _label(block: str) -> str:
+    turn = TURN.match(block)
+    return (turn.group("b") or turn.group("p") or "").strip() if turn else ""
+
+
+def _questions(blocks: list[str]) -> list[str | None]:
+    """For each block of a transcript: the interviewer's question in force (the interviewer is the
+    first speaker). A short follow-up question is joined to the substantive one before it."""
+    interviewer = next((label for label in map(_label, blocks) if label), "")
+    current: str | None = None
+    substantive: str | None = None
+    out: list[str | None] = []
+    for block in blocks:
+        if interviewer and _label(block) == interviewer:
+            asked = " ".join(TURN.sub("", block, count=1).split())
+            if len(asked) >= SHORT_QUESTION or substantive is None:
+                substantive = current = asked
+            else:
+                current = f"{substantive} … {asked}"
+            if len(current) > QUESTION_CHARS:
+                current = "…" + current[-QUESTION_CHARS:].split(" ", 1)[-1]
+        out.append(current)
+    return out
 
 
 def context_header(title: str, section: str | None) -> str:
@@ -150,7 +186,9 @@ def chunk_document(
     transcript = meta.get("doc_type") == "entretien"
     sections: dict[tuple[str, ...], list[Unit]] = {}
     order: list[tuple[str, ...]] = []
-    for path, block in _blocks(doc.text, transcript):
+    blocks = _blocks(doc.text, transcript, meta.get("heading_path"))
+    questions = _questions([b for _, b in blocks]) if transcript else [None] * len(blocks)
+    for (path, block), question in zip(blocks, questions, strict=True):
         # a level-1 heading equal to the title adds nothing to the section path
         if path and path[0].strip().lower() == title.strip().lower():
             path = path[1:]
@@ -158,13 +196,19 @@ def chunk_document(
         if key not in sections:
             sections[key] = []
             order.append(key)
-        sections[key].extend(_units_of(block, max_tokens))
+        units = _units_of(block, max_tokens)
+        for unit in units:
+            unit.question = question
+        sections[key].extend(units)
     chunks: list[Chunk] = []
     for key in order:
-        section = " > ".join(key) or None
-        header = context_header(title, section)
         for packed in _pack(sections[key], max_tokens, overlap_tokens):
-            for text in _fit(packed, header, fits) if fits else [packed]:
+            # in a transcript the « section » of a passage is the question it answers
+            question = packed[0].question
+            section = " > ".join(key) or (f"Question : « {question} »" if question else None)
+            header = context_header(title, section)
+            joined = "\n".join(u.text for u in packed)
+            for text in _fit(joined, header, fits) if fits else [joined]:
                 chunks.append(_make_chunk(meta, section, header, text, len(chunks)))
     return chunks
 

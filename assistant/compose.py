@@ -5,11 +5,14 @@ terms with the question, keeps them in their original order inside each passage 
 order), drops near-repetitions, and writes Markdown: a lead sentence that only frames the answer,
 points that each end with their citation ``[n]``, then « Pour aller plus loin » with the sources.
 Every point is a sentence (possibly trimmed of a list marker) taken verbatim from the cited passage:
-the composer never states anything that is not in a cited passage.
+the composer never states anything that is not in a cited passage. The passages that
+``assistant.focus`` added (the section the question asks about, the continuation of a passage) get a
+bonus, and the best sentence of each of the first three is quoted.
 
 Usage::
 
     text, used = compose(question, hits, idf)   # used: the hits actually cited, in citation order
+    text, used = compose(question, hits, idf, focus=focus_ids)
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ from assistant.chunking import split_sentences
 from assistant.store.lexical import analyse
 from assistant.types import Hit
 
-MAX_POINTS = 7
-MAX_SOURCES = 4
+MAX_POINTS = 9
+MAX_SOURCES = 5
+RANK_DECAY = 0.2  # a unit's score is divided by (1 + RANK_DECAY x rank of its passage)
+FOCUS_BONUS = 1.0  # units of the passages added by assistant.focus
+FOCUS_QUOTED = 3  # added passages whose best unit is always quoted
 MIN_UNIT_CHARS = 25
 PROCEDURAL = re.compile(r"\b(comment|étapes?|lancer|monter|créer|mettre en place|démarrer|organiser|faire)\b", re.I)
 LIST_MARK = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
@@ -68,8 +74,10 @@ def _clean(text: str) -> str:
     return text
 
 
-def select_units(question: str, hits: list[Hit], idf: Callable[[str], float]) -> list[Unit]:
-    """The units to quote, grouped by passage rank, in their original order inside a passage."""
+def select_units(question: str, hits: list[Hit], idf: Callable[[str], float],
+                 focus: frozenset[str] = frozenset()) -> list[Unit]:
+    """The units to quote, grouped by passage rank, in their original order inside a passage.
+    ``focus``: ids of passages added by ``assistant.focus`` (bonus; their best unit is quoted)."""
     q_terms = set(analyse(question))
     if not q_terms:
         return []
@@ -83,8 +91,9 @@ def select_units(question: str, hits: list[Hit], idf: Callable[[str], float]) ->
             overlap = sum(idf(t) for t in q_terms & terms)
             context = 0.5 * sum(idf(t) for t in q_terms & section_terms)  # the section matches the question
             step_bonus = 1.0 if procedural and (is_step or "étape" in section) else 0.0
-            score = (overlap + context) * (1.0 / (1 + 0.35 * h_index)) + step_bonus
-            if overlap + context + step_bonus > 0:
+            bonus = step_bonus + (FOCUS_BONUS if hit.chunk.id in focus else 0.0)
+            score = (overlap + context) * (1.0 / (1 + RANK_DECAY * h_index)) + bonus
+            if overlap + context + bonus > 0:
                 candidates.append(Unit(h_index, position, text, terms, is_step, score))
     chosen: list[Unit] = []
     sources: list[int] = []
@@ -92,6 +101,15 @@ def select_units(question: str, hits: list[Hit], idf: Callable[[str], float]) ->
     if top:  # the best-ranked passage is always quoted: it is the most likely to hold the answer
         chosen.append(max(top, key=lambda u: u.score))
         sources.append(0)
+    focused = [i for i, hit in enumerate(hits) if hit.chunk.id in focus][:FOCUS_QUOTED]
+    for h_index in focused:  # the section the question asks about is quoted
+        mine = [u for u in candidates if u.hit_index == h_index]
+        if mine:
+            best = max(mine, key=lambda u: u.score)
+            if best not in chosen:
+                chosen.append(best)
+                if h_index not in sources:
+                    sources.append(h_index)
     for unit in sorted(candidates, key=lambda u: -u.score):
         if unit in chosen:
             continue
@@ -120,9 +138,10 @@ def _similar(a: set[str], b: set[str]) -> bool:
     return len(a & b) / len(a | b) > 0.6
 
 
-def compose(question: str, hits: list[Hit], idf: Callable[[str], float]) -> tuple[str, list[Hit]]:
+def compose(question: str, hits: list[Hit], idf: Callable[[str], float],
+            focus: frozenset[str] = frozenset()) -> tuple[str, list[Hit]]:
     """Markdown answer and the hits it cites (citation n = position + 1). Empty text when nothing fits."""
-    units = select_units(question, hits, idf)
+    units = select_units(question, hits, idf, focus)
     if not units:
         return "", []
     cited: list[int] = []

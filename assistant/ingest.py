@@ -39,7 +39,7 @@ MANIFEST_FILE = "manifest.sqlite"
 LEXICAL_FILE = "lexical.pkl"
 GROUP_CHUNKS = 128
 # Bump when loaders or chunking change what a file turns into: the next ingest then rebuilds all.
-PIPELINE_VERSION = "4"  # chunks embedded and committed together
+PIPELINE_VERSION = "5"  # PDF sections carried across pages, transcript passages named by their question
 
 
 @dataclass

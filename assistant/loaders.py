@@ -260,6 +260,7 @@ def load_pdf(raw: bytes, rel_path: Path) -> LoadResult:
             meta["titre"] = first_line[:120]
     documents = []
     drop = _repeated_lines(pages)
+    path: list[tuple[int, str]] = []  # headings in force at the end of the previous page
     for number, page_text in enumerate(pages, start=1):
         body = _pdf_page_to_markdown(page_text, drop)
         if not body:
@@ -267,7 +268,11 @@ def load_pdf(raw: bytes, rel_path: Path) -> LoadResult:
         md = normalise_metadata(meta, rel_path, body)
         md["page"] = number
         md["pages"] = len(pages)
+        md["heading_path"] = list(path)
         documents.append(Document(body, md))
+        for heading in HEADING.finditer(body):
+            level = len(heading.group(1))
+            path = [p for p in path if p[0] < level] + [(level, heading.group(2).strip())]
     warnings = []
     empty = [str(i) for i, p in enumerate(pages, start=1) if not p.strip()]
     if empty:

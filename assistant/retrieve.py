@@ -108,6 +108,7 @@ class Index:
     _embedder: Any = None
     _fallback: Any = None
     _query_cache: dict[str, Any] = field(default_factory=dict)
+    _files: dict[str, list[str]] | None = None
 
     @property
     def store(self) -> Any:
@@ -139,6 +140,22 @@ class Index:
         while len(self._query_cache) > QUERY_CACHE_SIZE:
             self._query_cache.pop(next(iter(self._query_cache)))
         return vector
+
+    def file_chunks(self, source: str) -> list[str]:
+        """The chunk ids of one file in reading order (page, then position in the page)."""
+        if self._files is None:
+            files: dict[str, list[str]] = {}
+            for cid, meta in self.metadata.items():
+                files.setdefault(str(meta.get("source")), []).append(cid)
+            for ids in files.values():
+                ids.sort(key=lambda c: (self.metadata[c].get("page") or 0, self.metadata[c].get("ordinal") or 0))
+            self._files = files
+        return self._files.get(source, [])
+
+    def file_doc_type(self, source: str) -> str:
+        """The document type of a file (``autre`` when unknown)."""
+        ids = self.file_chunks(source)
+        return str(self.metadata[ids[0]].get("doc_type") or "autre") if ids else "autre"
 
     def idf(self, term: str) -> float:
         """Inverse document frequency of an analysed term (0 when unknown)."""

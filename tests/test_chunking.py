@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from assistant.chunking import chunk_document, split_sentences
+from assistant.chunking import _questions, chunk_document, split_sentences
 from assistant.embedders import FakeEmbedder
 from assistant.tokens import count_tokens
 from assistant.types import Document
@@ -64,3 +64,26 @@ def test_chunk_ids_change_with_content():
     a = chunk_document(doc("## S\n\nTexte A."))[0].id
     b = chunk_document(doc("## S\n\nTexte B."))[0].id
     assert a != b and a == chunk_document(doc("## S\n\nTexte A."))[0].id
+
+
+def test_transcript_passages_are_named_by_the_question_they_answer():
+    answer_turn = "**Marie** : " + " ".join(["On a fait des réunions de hameau, voilà, le samedi matin."] * 30)
+    text = ("*Entretien fictif.*\n\n**Enquêtrice** : Comment avez-vous mobilisé les habitants des hameaux ?\n\n"
+            + answer_turn + "\n\n**Enquêtrice** : Et après ?\n\n**Marie** : Des comités consultatifs.\n")
+    chunks = chunk_document(doc(text, doc_type="entretien"), max_tokens=120, overlap_tokens=0)
+    asked = "Comment avez-vous mobilisé les habitants des hameaux ?"
+    assert chunks[0].metadata["section"] is None  # the notice before the first question
+    continued = [c for c in chunks if c.text.startswith("Marie (suite) : ")]
+    assert continued and all(c.metadata["section"] == f"Question : « {asked} »" for c in continued)
+    assert continued[0].embed_text.startswith(f"Le conseil citoyen — Question : « {asked} »\n")
+    # a short follow-up question is read with the substantive question before it
+    blocks = ["*Entretien fictif.*", f"**Enquêtrice** : {asked}", "**Marie** : Des réunions.",
+              "**Enquêtrice** : Et après ?", "**Marie** : Des comités consultatifs."]
+    assert _questions(blocks) == [None, asked, asked, f"{asked} … Et après ?", f"{asked} … Et après ?"]
+
+
+def test_a_page_continuing_a_section_keeps_its_path():
+    page = doc("Suite de la liste des profils : conseils en veille, conseils renouvelés.\n\n## 5. Pistes\n\nUne piste.",
+               doc_type="rapport", page=5, heading_path=[(2, "4. État des lieux"), (3, "4.2 Trois profils")])
+    sections = [c.metadata["section"] for c in chunk_document(page)]
+    assert sections == ["4. État des lieux > 4.2 Trois profils", "5. Pistes"]

@@ -74,6 +74,21 @@ def test_pdf_pages_title_and_keywords(tmp_path: Path):
     assert "Deuxième page : écoute." in docs[1].text and "## 2. Résultats" in docs[1].text
 
 
+def test_pdf_section_continues_on_the_next_page(tmp_path: Path):
+    from assistant.chunking import chunk_document
+
+    f = make_pdf(tmp_path / "rapports/r.pdf", [
+        "Rapport\n4. État des lieux\n4.2 Trois profils de conseils\nLe premier profil : les conseils actifs.",
+        "Le deuxième profil : les conseils en veille. Le troisième : les conseils renouvelés.\n5. Pistes\nUne piste.",
+    ], title="Rapport")
+    docs = load_file(f, tmp_path).documents
+    chunks = [c for d in docs for c in chunk_document(d)]
+    by_page = {(c.metadata["page"], c.metadata["section"]) for c in chunks if "conseils" in c.text}
+    assert by_page == {(1, "4. État des lieux > 4.2 Trois profils de conseils"),
+                       (2, "4. État des lieux > 4.2 Trois profils de conseils")}
+    assert any(c.metadata["page"] == 2 and c.metadata["section"] == "5. Pistes" for c in chunks)
+
+
 def test_pdf_title_from_first_line_without_metadata(tmp_path: Path):
     f = make_pdf(tmp_path / "autres/sans-titre.pdf", ["Actes du séminaire\nTexte."])
     assert load_file(f, tmp_path).documents[0].metadata["title"] == "Actes du séminaire"

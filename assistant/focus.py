@@ -1,0 +1,124 @@
+"""Where in a file the answer usually is: passages added to the retrieved ones before composing.
+
+Retrieval ranks passages by their words; the answer to « comment lancer … ? » is in the « Étapes
+pour lancer » section of the fiche that retrieval found, even when that section shares few words
+with the question. Two rules, both from the structure of the corpus (see corpus/README.md):
+
+1. **Section intents.** Fiches follow the centre's templates. A question that asks how to start,
+   what it costs, what the law says, who takes part or what to avoid points to one section of a
+   fiche outil; a question that asks for an example or what others did points to « Ce qui a été
+   fait » and « Ce qui a marché » of a fiche expérience. For the first two files of that type among
+   the retrieved passages, the passages of that section are added (at most ``MAX_ADDED``).
+2. **Continuations.** In an interview or a report, an answer often runs on into the next passage
+   (the rest of a long answer, a list continued on the next PDF page): for the two best passages of
+   such files, the next passage of the same file is added.
+
+The composer (``assistant.compose``) quotes the sentence of each added passage that best matches the
+question, so an added passage is cited only through a sentence it contains.
+
+Usage::
+
+    hits, focus = add_focus(question, hits, index)   # focus: ids of the passages added
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from assistant.types import Hit
+
+if TYPE_CHECKING:
+    from assistant.retrieve import Index
+
+MAX_ADDED = 3
+FILES_PER_INTENT = 2
+SCAN = 6  # retrieved passages whose files are looked at
+CONTINUED = 2  # best passages whose next passage is added
+CONTINUED_TYPES = ("entretien", "rapport")
+
+EXAMPLE = re.compile(
+    r"\b(exemples?|expériences?|retours? d'expérience|ailleurs|déjà (?:été )?fait|quelqu'un|qqn|concrètement"
+    r"|d'autres (?:communes|territoires|collectivités)|vous avez ça|ça donne quoi|comment (?:ils|elles) ont"
+    r"|ont[- ]ils|s'est passé|a réussi|ont réussi|tirée?s? d'autres)\b",
+    re.I,
+)
+# (name, question pattern, document type, sections of the template)
+INTENTS: list[tuple[str, re.Pattern[str], str, tuple[str, ...]]] = [
+    ("étapes", re.compile(r"\b(comment|étapes?|lancer|monter|créer|mettre en place|démarrer|organiser|prépar\w*"
+                          r"|par où commencer|par quoi)\b", re.I), "fiche_outil", ("Étapes pour lancer",)),
+    ("moyens", re.compile(r"\b(co[uû]te?s?|co[uû]t|combien|budget|financ\w*|pay\w*|moyens|argent|subventions?)\b",
+                          re.I), "fiche_outil", ("Budget et moyens",)),
+    ("cadre légal", re.compile(r"\b(obligatoires?|obligée?s?|loi|légal\w*|code|article|décret|durée|doit durer"
+                               r"|droit)\b", re.I), "fiche_outil", ("Cadre légal",)),
+    ("participants", re.compile(r"\b(qui|membres?|siéger|composition|compos\w+)\b", re.I), "fiche_outil",
+     ("Qui participe ?",)),
+    ("pièges", re.compile(r"\b(erreurs?|éviter|pièges?|risques?|écueils?)\b", re.I), "fiche_outil",
+     ("Pièges à éviter",)),
+    ("exemple", EXAMPLE, "fiche_experience", ("Ce qui a été fait", "Ce qui a marché")),
+]
+
+
+def intents(question: str) -> list[tuple[str, str, tuple[str, ...]]]:
+    """The section intents of a question: (name, document type, sections)."""
+    return [(name, doc_type, sections) for name, pattern, doc_type, sections in INTENTS if pattern.search(question)]
+
+
+def _in_sections(section: str | None, wanted: tuple[str, ...]) -> bool:
+    return bool(section) and any(section == s or section.startswith(s + " >") for s in wanted)
+
+
+def add_focus(question: str, hits: list[Hit], index: Index) -> tuple[list[Hit], frozenset[str]]:
+    """``hits`` with the passages of rules 1 and 2 inserted after their file's last hit."""
+    out = list(hits)
+    have = {h.chunk.id for h in out}
+    wanted: list[str] = []  # chunk ids to add, in order
+    after: dict[str, str] = {}  # a continuation goes right after its passage
+
+    for hit in hits[:CONTINUED]:
+        meta = hit.chunk.metadata
+        if meta.get("doc_type") not in CONTINUED_TYPES:
+            continue
+        sequence = index.file_chunks(str(meta.get("source")))
+        position = sequence.index(hit.chunk.id) if hit.chunk.id in sequence else -1
+        if 0 <= position < len(sequence) - 1:
+            nxt = sequence[position + 1]
+            next_section = index.metadata[nxt].get("section")
+            if nxt not in have and (meta.get("doc_type") == "rapport" or next_section == meta.get("section")):
+                wanted.append(nxt)
+                after[nxt] = hit.chunk.id
+
+    files: list[str] = []
+    for hit in hits[:SCAN]:
+        source = str(hit.chunk.metadata.get("source"))
+        if source not in files:
+            files.append(source)
+    added_by_intents = 0
+    for _, doc_type, sections in intents(question):
+        typed = [f for f in files if index.file_doc_type(f) == doc_type][:FILES_PER_INTENT]
+        for source in typed:
+            for cid in index.file_chunks(source):
+                if added_by_intents >= MAX_ADDED:
+                    break
+                if cid not in have and cid not in wanted and _in_sections(index.metadata[cid].get("section"), sections):
+                    wanted.append(cid)
+                    added_by_intents += 1
+
+    wanted = [cid for cid in wanted if cid not in have]
+    if not wanted:
+        return out, frozenset()
+    chunks = index.manifest.get_chunks(wanted)
+    added: set[str] = set()
+    for cid in wanted:
+        chunk = chunks.get(cid)
+        if chunk is None or cid in have:
+            continue
+        source = chunk.metadata.get("source")
+        if cid in after:
+            last = next(i for i, h in enumerate(out) if h.chunk.id == after[cid])
+        else:
+            last = max((i for i, h in enumerate(out) if h.chunk.metadata.get("source") == source), default=len(out) - 1)
+        out.insert(last + 1, Hit(chunk, 0.0))
+        have.add(cid)
+        added.add(cid)
+    return out, frozenset(added)

@@ -1,0 +1,139 @@
+"""assistant.focus: the section a question asks about and the continuation of a passage are added
+before composing, and the composer quotes them. Real embedded Chroma; the fake embedder (named so)
+replaces the model, so retrieval here is mostly BM25."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import write_md
+
+from assistant.compose import compose
+from assistant.focus import add_focus, intents
+from assistant.ingest import ingest
+from assistant.retrieve import open_index
+from assistant.settings import load_settings
+
+FICHE = """---
+type: fiche_outil
+titre: La marche exploratoire
+themes: [espace public]
+---
+# La marche exploratoire
+
+## En bref
+
+La marche exploratoire fait parcourir un quartier par un groupe d'habitantes qui observent l'espace public.
+
+## Budget et moyens
+
+Prévoir du temps d'agent pour la préparation et une petite somme pour la restitution.
+
+## Étapes pour lancer
+
+1. Constituer un groupe d'habitantes volontaires et choisir l'itinéraire.
+2. Préparer une grille d'observation et faire la marche de jour et de nuit.
+3. Restituer les constats aux services et aux élus.
+"""
+EXPERIENCE = """---
+type: fiche_experience
+titre: Une marche exploratoire dans le quartier des Tilleuls
+statut: exemple fictif
+---
+# Une marche exploratoire dans le quartier des Tilleuls
+
+*Exemple fictif à visée illustrative.*
+
+## Territoire et contexte
+
+Le quartier des Tilleuls (fictif) compte 4 000 habitants et une marche exploratoire y a été menée.
+
+## Ce qui a été fait
+
+Douze habitantes ont parcouru trois itinéraires et relevé 41 points noirs.
+
+## Contact
+
+Centre social des Tilleuls (fictif).
+"""
+TURN = "**Élue** : " + " ".join(["Alors on a commencé par des réunions de hameau, le samedi matin, avec un café."] * 12)
+INTERVIEW = f"""---
+type: entretien
+titre: Entretien avec une élue rurale
+statut: exemple fictif
+---
+# Entretien avec une élue rurale
+
+**Enquêtrice** : Comment avez-vous fait participer les habitants des hameaux ?
+
+{TURN} Ensuite nous avons créé des comités consultatifs ouverts à tous.
+
+**Enquêtrice** : Et le conseil municipal ?
+
+**Élue** : Les comités proposent, le conseil municipal décide.
+"""
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory):
+    root = tmp_path_factory.mktemp("focus")
+    corpus = root / "corpus"
+    write_md(corpus / "fiches-outils/marche-exploratoire.md", FICHE)
+    write_md(corpus / "fiches-experiences/marche-tilleuls.md", EXPERIENCE)
+    write_md(corpus / "entretiens/elue-rurale.md", INTERVIEW)
+    settings = load_settings(corpus_dir=corpus, index_dir=root / "index", embedding_model="fake",
+                             chroma_collection="focus_test", chunk_tokens=120, chunk_overlap_tokens=0)
+    report = ingest(corpus, root / "index", settings, progress=False)
+    assert report.usable and not report.failed
+    return open_index(settings)
+
+
+@pytest.mark.parametrize(("question", "expected"), [
+    ("Comment on prépare une marche exploratoire ?", ["étapes"]),
+    ("et combien ça coûte ?", ["moyens"]),
+    ("c'est obligatoire ?", ["cadre légal"]),
+    ("les erreurs à éviter ?", ["pièges"]),
+    ("une marche exploratoire, ça a déjà été fait ailleurs ?", ["exemple"]),
+    ("c'est quoi une marche exploratoire ?", []),
+])
+def test_intents_name_the_template_section(question, expected):
+    assert [name for name, _, _ in intents(question)] == expected
+
+
+def test_the_section_asked_for_is_added_after_its_file_and_quoted(index):
+    question = "Comment on prépare une marche exploratoire ?"
+    hits = [h for h in index.search(question, k=6) if h.chunk.metadata.get("section") != "Étapes pour lancer"][:1]
+    assert hits and hits[0].chunk.metadata["source"] == "fiches-outils/marche-exploratoire.md"
+    expanded, focus = add_focus(question, hits, index)
+    added = [h for h in expanded if h.chunk.id in focus]
+    assert [h.chunk.metadata["section"] for h in added] == ["Étapes pour lancer"]
+    assert expanded[0] is hits[0] and expanded[1].chunk.id in focus  # right after its file's passage
+    text, used = compose(question, expanded, index.idf, focus)
+    assert added[0].chunk.id in {h.chunk.id for h in used}
+    assert "grille d'observation" in text or "Constituer un groupe" in text
+
+
+def test_examples_bring_what_was_done(index):
+    question = "une marche exploratoire dans un quartier, ça a déjà été fait ailleurs ?"
+    hits = [h for h in index.search(question, k=6) if h.chunk.metadata.get("section") != "Ce qui a été fait"][:3]
+    expanded, focus = add_focus(question, hits, index)
+    sections = {h.chunk.metadata["section"] for h in expanded if h.chunk.id in focus}
+    assert sections == {"Ce qui a été fait"}
+
+
+def test_a_question_without_intent_adds_nothing_from_fiches(index):
+    hits = index.search("c'est quoi une marche exploratoire ?", k=2)
+    hits = [h for h in hits if h.chunk.metadata["doc_type"] != "entretien"]
+    expanded, focus = add_focus("c'est quoi une marche exploratoire ?", hits, index)
+    assert focus == frozenset() and expanded == hits
+
+
+def test_an_interview_answer_continues_into_the_next_passage(index):
+    ids = index.file_chunks("entretiens/elue-rurale.md")
+    assert len(ids) >= 3
+    chunks = index.manifest.get_chunks(ids)
+    first = next(i for i in ids if "réunions de hameau" in chunks[i].text)
+    nxt = ids[ids.index(first) + 1]
+    assert chunks[first].metadata["section"] == chunks[nxt].metadata["section"]
+    hit = next(h for h in index.search("réunions de hameau le samedi matin", k=10) if h.chunk.id == first)
+    expanded, focus = add_focus("réunions de hameau le samedi matin", [hit], index)
+    assert [h.chunk.id for h in expanded] == [first, nxt] and focus == {nxt}
