@@ -13,12 +13,14 @@ with the question. Two rules, both from the structure of the corpus (see corpus/
    (the rest of a long answer, a list continued on the next PDF page): for the two best passages of
    such files, the next passage of the same file is added.
 
-The composer (``assistant.compose``) quotes the sentence of each added passage that best matches the
-question, so an added passage is cited only through a sentence it contains.
+A passage of rules 1 or 2 that retrieval already found stays where it is but is in focus too. The
+composer (``assistant.compose``) gives focus passages a bonus and quotes the sentence of each of the
+first three that best matches the question, so a focus passage is cited only through a sentence it
+contains.
 
 Usage::
 
-    hits, focus = add_focus(question, hits, index)   # focus: ids of the passages added
+    hits, focus = add_focus(question, hits, index)   # focus: ids of the passages added or singled out
 """
 
 from __future__ import annotations
@@ -69,7 +71,8 @@ def _in_sections(section: str | None, wanted: tuple[str, ...]) -> bool:
 
 
 def add_focus(question: str, hits: list[Hit], index: Index) -> tuple[list[Hit], frozenset[str]]:
-    """``hits`` with the passages of rules 1 and 2 inserted after their file's last hit."""
+    """``hits`` with the passages of rules 1 and 2 inserted (a continuation after its passage, a section
+    after its file's last hit), and the ids of all the passages of rules 1 and 2."""
     out = list(hits)
     have = {h.chunk.id for h in out}
     wanted: list[str] = []  # chunk ids to add, in order
@@ -84,7 +87,7 @@ def add_focus(question: str, hits: list[Hit], index: Index) -> tuple[list[Hit], 
         if 0 <= position < len(sequence) - 1:
             nxt = sequence[position + 1]
             next_section = index.metadata[nxt].get("section")
-            if nxt not in have and (meta.get("doc_type") == "rapport" or next_section == meta.get("section")):
+            if meta.get("doc_type") == "rapport" or next_section == meta.get("section"):
                 wanted.append(nxt)
                 after[nxt] = hit.chunk.id
 
@@ -100,15 +103,16 @@ def add_focus(question: str, hits: list[Hit], index: Index) -> tuple[list[Hit], 
             for cid in index.file_chunks(source):
                 if added_by_intents >= MAX_ADDED:
                     break
-                if cid not in have and cid not in wanted and _in_sections(index.metadata[cid].get("section"), sections):
+                if cid not in wanted and _in_sections(index.metadata[cid].get("section"), sections):
                     wanted.append(cid)
                     added_by_intents += 1
 
+    # a wanted passage already retrieved stays where it is, and is in focus all the same
+    added: set[str] = {cid for cid in wanted if cid in have}
     wanted = [cid for cid in wanted if cid not in have]
     if not wanted:
-        return out, frozenset()
+        return out, frozenset(added)
     chunks = index.manifest.get_chunks(wanted)
-    added: set[str] = set()
     for cid in wanted:
         chunk = chunks.get(cid)
         if chunk is None or cid in have:

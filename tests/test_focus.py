@@ -137,3 +137,13 @@ def test_an_interview_answer_continues_into_the_next_passage(index):
     hit = next(h for h in index.search("réunions de hameau le samedi matin", k=10) if h.chunk.id == first)
     expanded, focus = add_focus("réunions de hameau le samedi matin", [hit], index)
     assert [h.chunk.id for h in expanded] == [first, nxt] and focus == {nxt}
+
+
+def test_a_section_already_retrieved_is_in_focus_without_moving(index):
+    question = "Comment on prépare une marche exploratoire ?"
+    hits = index.search(question, k=6)
+    steps = [h for h in hits if h.chunk.metadata.get("section") == "Étapes pour lancer"]
+    assert steps
+    expanded, focus = add_focus(question, hits, index)
+    assert {h.chunk.id for h in steps} <= focus
+    assert [h.chunk.id for h in expanded][: len(hits)] == [h.chunk.id for h in hits]
