@@ -7,7 +7,8 @@ with the question. Two rules, both from the structure of the corpus (see corpus/
 1. **Section intents.** Fiches follow the centre's templates. A question that asks how to start,
    what it costs, what the law says, who takes part or what to avoid points to one section of a
    fiche outil; a question that asks for an example or what others did points to « Ce qui a été
-   fait » and « Ce qui a marché » of a fiche expérience. For the first two files of that type among
+   fait » and « Ce qui a marché » of a fiche expérience (so does any question whose best passage is
+   in a fiche expérience: what was done is its core). For the first two files of that type among
    the retrieved passages, the passages of that section are added (at most ``MAX_ADDED``).
 2. **Continuations.** In an interview or a report, an answer often runs on into the next passage
    (the rest of a long answer, a list continued on the next PDF page): for the two best passages of
@@ -49,16 +50,20 @@ EXAMPLE = re.compile(
 INTENTS: list[tuple[str, re.Pattern[str], str, tuple[str, ...]]] = [
     ("étapes", re.compile(r"\b(comment|étapes?|lancer|monter|créer|mettre en place|démarrer|organiser|prépar\w*"
                           r"|par où commencer|par quoi)\b", re.I), "fiche_outil", ("Étapes pour lancer",)),
-    ("moyens", re.compile(r"\b(co[uû]te?s?|co[uû]t|combien|budget|financ\w*|pay\w*|moyens|argent|subventions?)\b",
-                          re.I), "fiche_outil", ("Budget et moyens",)),
-    ("cadre légal", re.compile(r"\b(obligatoires?|obligée?s?|loi|légal\w*|code|article|décret|durée|doit durer"
-                               r"|droit)\b", re.I), "fiche_outil", ("Cadre légal",)),
-    ("participants", re.compile(r"\b(qui|membres?|siéger|composition|compos\w+)\b", re.I), "fiche_outil",
-     ("Qui participe ?",)),
+    ("moyens", re.compile(r"\b(co[uû]tent|co[uû]te|co[uû]ts?|budgets?|financ\w*|pa[yi]e(nt|r)?|moyens|argent|subventions?"
+                          r"|tarifs?|prix)\b", re.I), "fiche_outil", ("Budget et moyens",)),
+    ("cadre légal", re.compile(r"\b(obligatoires?|obligée?s?|loi|légal\w*|juridiques?|code|articles?|décrets?|droit"
+                               r"|durée (légale|minimale|maximale)|doit durer|combien de temps)\b|\bdurée\s*\?", re.I), "fiche_outil",
+     ("Cadre légal",)),
+    # « qui » asked, not the relative pronoun: « qui le choisit ? », « on invite qui ? », « qui siège »
+    ("participants", re.compile(r"(^|[:;,]\s*|\bet\s+|c'est\s+)qui\b|\bqui(\s+[\w'-]+){0,2}\s*\?|\b\w+\s+qui\s*\?"
+                                r"|\bqui (participe|siège|compose|anime|pilote|décide|désigne|choisit|gère)\w*"
+                                r"|\binvit\w*\s+qui\b|\bmembres?\b|\bsiéger\b|\bcomposition\b", re.I), "fiche_outil", ("Qui participe ?",)),
     ("pièges", re.compile(r"\b(erreurs?|éviter|pièges?|risques?|écueils?)\b", re.I), "fiche_outil",
      ("Pièges à éviter",)),
     ("exemple", EXAMPLE, "fiche_experience", ("Ce qui a été fait", "Ce qui a marché")),
 ]
+EXPERIENCE_CORE = ("exemple", "fiche_experience", ("Ce qui a été fait", "Ce qui a marché"))
 
 
 def intents(question: str) -> list[tuple[str, str, tuple[str, ...]]]:
@@ -97,7 +102,10 @@ def add_focus(question: str, hits: list[Hit], index: Index) -> tuple[list[Hit], 
         if source not in files:
             files.append(source)
     added_by_intents = 0
-    for _, doc_type, sections in intents(question):
+    asked = intents(question)
+    if hits and hits[0].chunk.metadata.get("doc_type") == "fiche_experience" and not any(n == "exemple" for n, _, _ in asked):
+        asked.append(EXPERIENCE_CORE)  # answered from an experience: what was done is its core
+    for _, doc_type, sections in asked:
         typed = [f for f in files if index.file_doc_type(f) == doc_type][:FILES_PER_INTENT]
         for source in typed:
             for cid in index.file_chunks(source):

@@ -94,6 +94,11 @@ def index(tmp_path_factory):
     ("les erreurs à éviter ?", ["pièges"]),
     ("une marche exploratoire, ça a déjà été fait ailleurs ?", ["exemple"]),
     ("c'est quoi une marche exploratoire ?", []),
+    ("le garant, c'est la CNDP qui le choisit ?", ["participants"]),
+    ("et on invite qui pour la restitution ?", ["participants"]),
+    ("toucher les gens qui ne viennent jamais chez nous", []),  # « qui » relative, not asked
+    ("en Gironde, un projet pour les chômeurs de longue durée", []),
+    ("zéro chômeur qui paye les salaires ?", ["moyens"]),
 ])
 def test_intents_name_the_template_section(question, expected):
     assert [name for name, _, _ in intents(question)] == expected
@@ -147,3 +152,12 @@ def test_a_section_already_retrieved_is_in_focus_without_moving(index):
     expanded, focus = add_focus(question, hits, index)
     assert {h.chunk.id for h in steps} <= focus
     assert [h.chunk.id for h in expanded][: len(hits)] == [h.chunk.id for h in hits]
+
+
+def test_an_answer_from_an_experience_brings_what_was_done(index):
+    question = "les 41 points noirs relevés par les habitantes des Tilleuls"
+    hits = [h for h in index.search(question, k=6) if h.chunk.metadata.get("section") != "Ce qui a été fait"]
+    hits = [h for h in hits if h.chunk.metadata["doc_type"] == "fiche_experience"][:1]
+    assert hits and not intents(question)
+    expanded, focus = add_focus(question, hits, index)
+    assert {h.chunk.metadata["section"] for h in expanded if h.chunk.id in focus} == {"Ce qui a été fait"}
