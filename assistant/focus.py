@@ -43,7 +43,8 @@ CONTINUED_TYPES = ("entretien", "rapport")
 EXAMPLE = re.compile(
     r"\b(exemples?|expériences?|retours? d'expérience|ailleurs|déjà (?:été )?fait|quelqu'un|qqn|concrètement"
     r"|d'autres (?:communes|territoires|collectivités)|vous avez ça|ça donne quoi|comment (?:ils|elles) ont"
-    r"|ont[- ]ils|s'est passé|a réussi|ont réussi|tirée?s? d'autres)\b",
+    r"|ont[- ]ils|s'est passé|a réussi|ont réussi|tirée?s? d'autres|comment font"
+    r"|comment (?:[\w'-]+\s+){1,3}(?:a|ont)\s+\w+(?:é|ée|és|ées|it|is))\b",
     re.I,
 )
 # (name, question pattern, document type, sections of the template)

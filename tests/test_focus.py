@@ -99,6 +99,8 @@ def index(tmp_path_factory):
     ("toucher les gens qui ne viennent jamais chez nous", []),  # « qui » relative, not asked
     ("en Gironde, un projet pour les chômeurs de longue durée", []),
     ("zéro chômeur qui paye les salaires ?", ["moyens"]),
+    ("comment une comcom a associé les entreprises ?", ["étapes", "exemple"]),  # what others did
+    ("comment lancer un conseil citoyen ?", ["étapes"]),
 ])
 def test_intents_name_the_template_section(question, expected):
     assert [name for name, _, _ in intents(question)] == expected
