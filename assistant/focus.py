@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from assistant.store.lexical import strip_accents
 from assistant.types import Hit
 
 if TYPE_CHECKING:
@@ -67,9 +68,15 @@ INTENTS: list[tuple[str, re.Pattern[str], str, tuple[str, ...]]] = [
 EXPERIENCE_CORE = ("exemple", "fiche_experience", ("Ce qui a été fait", "Ce qui a marché"))
 
 
+# the patterns are matched without accents: « les erreurs a eviter », « quelles etapes »
+_PLAIN = [(name, re.compile(strip_accents(pattern.pattern), pattern.flags), doc_type, sections)
+          for name, pattern, doc_type, sections in INTENTS]
+
+
 def intents(question: str) -> list[tuple[str, str, tuple[str, ...]]]:
-    """The section intents of a question: (name, document type, sections)."""
-    return [(name, doc_type, sections) for name, pattern, doc_type, sections in INTENTS if pattern.search(question)]
+    """The section intents of a question: (name, document type, sections); accents ignored."""
+    plain = strip_accents(question)
+    return [(name, doc_type, sections) for name, pattern, doc_type, sections in _PLAIN if pattern.search(plain)]
 
 
 def _in_sections(section: str | None, wanted: tuple[str, ...]) -> bool:
@@ -103,7 +110,7 @@ def add_focus(question: str, hits: list[Hit], index: Index) -> tuple[list[Hit], 
         if source not in files:
             files.append(source)
     added_by_intents = 0
-    asked = intents(question)
+    asked = intents(index.lexical.correct(question))  # typos fixed as retrieval fixes them
     if hits and hits[0].chunk.metadata.get("doc_type") == "fiche_experience" and not any(n == "exemple" for n, _, _ in asked):
         asked.append(EXPERIENCE_CORE)  # answered from an experience: what was done is its core
     for _, doc_type, sections in asked:

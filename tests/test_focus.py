@@ -101,6 +101,8 @@ def index(tmp_path_factory):
     ("zéro chômeur qui paye les salaires ?", ["moyens"]),
     ("comment une comcom a associé les entreprises ?", ["étapes", "exemple"]),  # what others did
     ("comment lancer un conseil citoyen ?", ["étapes"]),
+    ("coconstruction : les erreurs a eviter ?", ["pièges"]),  # typed without accents
+    ("ca a deja ete fait ailleurs ?", ["exemple"]),
 ])
 def test_intents_name_the_template_section(question, expected):
     assert [name for name, _, _ in intents(question)] == expected
