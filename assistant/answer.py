@@ -153,10 +153,11 @@ def answer(question: str, history: list[str] | None = None, filters: dict[str, A
     standalone = standalone or standalone_question(question, history)
     hits = index.search(standalone, k=6, filters=filters, mode=mode)
     t1 = time.perf_counter()
-    signals = support(index.lexical.correct(standalone), hits, index.idf, index.max_idf)
+    corrected = index.lexical.correct(standalone)
+    signals = support(corrected, hits, index.idf, index.max_idf)
     text, used = "", []
     if is_supported(signals, index.settings.embedding_model, mode):
-        hits, focus = add_focus(standalone, hits, index)
+        hits, focus = add_focus(corrected, hits, index)
         text, used = compose(standalone, hits, index.idf, focus)
     citations = [citation_of(n, hit) for n, hit in enumerate(used, start=1)]
     status = "answered" if citations else "no_answer"

@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from assistant.loaders import HEADING, TURN
+from assistant.loaders import HEADING, TURN, nest_heading, turn_label
 from assistant.tokens import count_tokens
 from assistant.types import Chunk, Document
 
@@ -69,9 +69,7 @@ def _blocks(body: str, transcript: bool, start: list[tuple[int, str]] | None = N
         heading = HEADING.match(line)
         if heading:
             flush()
-            level = len(heading.group(1))
-            path[:] = [p for p in path if p[0] < level]
-            path.append((level, heading.group(2).strip()))
+            path[:] = nest_heading(path, len(heading.group(1)), heading.group(2).strip())
             continue
         if not line.strip():
             if not transcript:
@@ -89,10 +87,7 @@ def _units_of(block: str, max_tokens: int) -> list[Unit]:
     tokens = count_tokens(block)
     if tokens <= max_tokens:
         return [Unit(block, tokens)]
-    label = ""
-    turn = TURN.match(block)
-    if turn:
-        label = (turn.group("b") or turn.group("p") or "").strip()
+    label = turn_label(TURN.match(block))
     units: list[Unit] = []
     for i, sentence in enumerate(split_sentences(block.replace("\n", " "))):
         text = sentence if i == 0 or not label else f"{label} (suite) : {sentence}"
@@ -130,20 +125,16 @@ SHORT_QUESTION = 40  # characters: « Et cette fois ? » is read with the questi
 QUESTION_CHARS = 160
 
 
-def _label(block: str) -> str:
-    turn = TURN.match(block)
-    return (turn.group("b") or turn.group("p") or "").strip() if turn else ""
-
-
 def _questions(blocks: list[str]) -> list[str | None]:
     """For each block of a transcript: the interviewer's question in force (the interviewer is the
     first speaker). A short follow-up question is joined to the substantive one before it."""
-    interviewer = next((label for label in map(_label, blocks) if label), "")
+    labels = [turn_label(TURN.match(block)) for block in blocks]
+    interviewer = next((label for label in labels if label), "")
     current: str | None = None
     substantive: str | None = None
     out: list[str | None] = []
-    for block in blocks:
-        if interviewer and _label(block) == interviewer:
+    for block, label in zip(blocks, labels, strict=True):
+        if interviewer and label == interviewer:
             asked = " ".join(TURN.sub("", block, count=1).split())
             if len(asked) >= SHORT_QUESTION or substantive is None:
                 substantive = current = asked

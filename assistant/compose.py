@@ -97,12 +97,10 @@ def select_units(question: str, hits: list[Hit], idf: Callable[[str], float],
                 candidates.append(Unit(h_index, position, text, terms, is_step, score))
     chosen: list[Unit] = []
     sources: list[int] = []
-    top = [u for u in candidates if u.hit_index == 0]
-    if top:  # the best-ranked passage is always quoted: it is the most likely to hold the answer
-        chosen.append(max(top, key=lambda u: u.score))
-        sources.append(0)
+    # always quoted: the best-ranked passage (the most likely to hold the answer), then the first
+    # focus passages (the section the question asks about)
     focused = [i for i, hit in enumerate(hits) if hit.chunk.id in focus][:FOCUS_QUOTED]
-    for h_index in focused:  # the section the question asks about is quoted
+    for h_index in [0, *focused]:
         mine = [u for u in candidates if u.hit_index == h_index]
         if mine:
             best = max(mine, key=lambda u: u.score)

@@ -85,7 +85,8 @@ def _in_sections(section: str | None, wanted: tuple[str, ...]) -> bool:
 
 def add_focus(question: str, hits: list[Hit], index: Index) -> tuple[list[Hit], frozenset[str]]:
     """``hits`` with the passages of rules 1 and 2 inserted (a continuation after its passage, a section
-    after its file's last hit), and the ids of all the passages of rules 1 and 2."""
+    after its file's last hit), and the ids of all the passages of rules 1 and 2. ``question`` is
+    already corrected of its typos (``index.lexical.correct``), as retrieval reads it."""
     out = list(hits)
     have = {h.chunk.id for h in out}
     wanted: list[str] = []  # chunk ids to add, in order
@@ -110,7 +111,7 @@ def add_focus(question: str, hits: list[Hit], index: Index) -> tuple[list[Hit], 
         if source not in files:
             files.append(source)
     added_by_intents = 0
-    asked = intents(index.lexical.correct(question))  # typos fixed as retrieval fixes them
+    asked = intents(question)
     if hits and hits[0].chunk.metadata.get("doc_type") == "fiche_experience" and not any(n == "exemple" for n, _, _ in asked):
         asked.append(EXPERIENCE_CORE)  # answered from an experience: what was done is its core
     for _, doc_type, sections in asked:

@@ -136,11 +136,21 @@ def normalise_metadata(meta: dict[str, Any], rel_path: Path, body: str) -> dict[
     return out
 
 
+def turn_label(match: re.Match[str] | None) -> str:
+    """The speaker label of a ``TURN`` match (« **Nom** : », « Nom : »), "" when there is none."""
+    return (match.group("b") or match.group("p") or "").strip() if match else ""
+
+
+def nest_heading(path: list[tuple[int, str]], level: int, title: str) -> list[tuple[int, str]]:
+    """The heading path after a heading of ``level``: deeper or equal levels are closed."""
+    return [p for p in path if p[0] < level] + [(level, title)]
+
+
 def speakers_of(text: str) -> list[str]:
     """Speaker labels found at the start of lines, in order of first appearance."""
     seen: dict[str, None] = {}
     for match in TURN.finditer(text):
-        label = (match.group("b") or match.group("p") or "").strip()
+        label = turn_label(match)
         if label and label.lower() not in {"note", "remarque", "attention", "exemple", "source"}:
             seen.setdefault(label, None)
     return list(seen)
@@ -272,7 +282,7 @@ def load_pdf(raw: bytes, rel_path: Path) -> LoadResult:
         documents.append(Document(body, md))
         for heading in HEADING.finditer(body):
             level = len(heading.group(1))
-            path = [p for p in path if p[0] < level] + [(level, heading.group(2).strip())]
+            path = nest_heading(path, level, heading.group(2).strip())
     warnings = []
     empty = [str(i) for i, p in enumerate(pages, start=1) if not p.strip()]
     if empty:
