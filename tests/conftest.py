@@ -11,6 +11,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
+from assistant.retrieve import Index  # noqa: E402
 from assistant.settings import Settings, load_settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +37,23 @@ def write_md(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def build_index(root: Path, files: dict[str, str], **overrides: object) -> tuple[Settings, Index]:
+    """Write ``files`` (path in the corpus -> text) under ``root/corpus`` and ingest them into
+    ``root/index`` with the fake embedder (named so); every file must load. Returns (settings, index)."""
+    from assistant.ingest import ingest
+    from assistant.retrieve import open_index
+
+    corpus = root / "corpus"
+    for rel, text in files.items():
+        write_md(corpus / rel, text)
+    values: dict[str, object] = {"corpus_dir": corpus, "index_dir": root / "index", "embedding_model": "fake"}
+    values.update(overrides)
+    settings = load_settings(**values)
+    report = ingest(corpus, settings.index_dir, settings, progress=False)
+    assert report.usable and not report.failed
+    return settings, open_index(settings)
 
 
 def make_pdf(path: Path, pages: list[str], title: str | None = None, keywords: str | None = None,

@@ -6,13 +6,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import write_md
+from conftest import build_index
 
 from assistant.answer import answer, is_injection
 from assistant.conversation import is_follow_up, standalone_question, topic_of
-from assistant.ingest import ingest
-from assistant.retrieve import expand_query, matches, open_index, rrf
-from assistant.settings import load_settings
+from assistant.retrieve import expand_query, matches, rrf
 
 CC = """---
 type: fiche_outil
@@ -85,23 +83,20 @@ Quartier défini par l'État selon le revenu de ses habitants.
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory):
-    root = tmp_path_factory.mktemp("answer")
-    corpus = root / "corpus"
-    write_md(corpus / "fiches-outils/conseil-citoyen.md", CC)
-    write_md(corpus / "fiches-outils/pcaet.md", PCAET)
-    write_md(corpus / "glossaire/glossaire.md", GLOSSAIRE)
-    write_md(corpus / "fiches-experiences/cc-gironde.md", EXP.format(
-        titre="Un conseil citoyen co-animé par le centre social", territoire="Quartier des Tilleuls (fictif)",
-        dep="Gironde", echelle="quartier", themes="conseil citoyen, participation",
-        texte="Le conseil citoyen du quartier prioritaire a tenu dix réunions avec le centre social et les habitants."))
-    write_md(corpus / "fiches-experiences/cd-creuse.md", EXP.format(
-        titre="Un conseil de développement rural relancé", territoire="Communauté de communes du Plateau (fictive)",
-        dep="Creuse", echelle="intercommunalite", themes="conseil de développement, mobilités",
-        texte="Le conseil de développement de la communauté de communes a travaillé sur les mobilités rurales avec les habitants."))
-    settings = load_settings(corpus_dir=corpus, index_dir=root / "index", embedding_model="fake", chroma_collection="answer_test")
-    report = ingest(corpus, root / "index", settings, progress=False)
-    assert report.usable and not report.failed
-    return open_index(settings)
+    _, index = build_index(tmp_path_factory.mktemp("answer"), {
+        "fiches-outils/conseil-citoyen.md": CC,
+        "fiches-outils/pcaet.md": PCAET,
+        "glossaire/glossaire.md": GLOSSAIRE,
+        "fiches-experiences/cc-gironde.md": EXP.format(
+            titre="Un conseil citoyen co-animé par le centre social", territoire="Quartier des Tilleuls (fictif)",
+            dep="Gironde", echelle="quartier", themes="conseil citoyen, participation",
+            texte="Le conseil citoyen du quartier prioritaire a tenu dix réunions avec le centre social et les habitants."),
+        "fiches-experiences/cd-creuse.md": EXP.format(
+            titre="Un conseil de développement rural relancé", territoire="Communauté de communes du Plateau (fictive)",
+            dep="Creuse", echelle="intercommunalite", themes="conseil de développement, mobilités",
+            texte="Le conseil de développement de la communauté de communes a travaillé sur les mobilités rurales avec les habitants."),
+    }, chroma_collection="answer_test")
+    return index
 
 
 def test_rrf_rewards_agreement():

@@ -9,7 +9,7 @@ import time
 
 import pytest
 import yaml
-from conftest import write_md
+from conftest import build_index
 
 from assistant.cli import main
 from assistant.evals import metrics
@@ -18,9 +18,6 @@ from assistant.evals.goldsets import GoldSetError, gaps_to_yaml, load_set, parse
 from assistant.evals.jobs import EvalJob
 from assistant.evals.report import failures, render_html, write_report
 from assistant.evals.runner import run_eval
-from assistant.ingest import ingest
-from assistant.retrieve import open_index
-from assistant.settings import load_settings
 
 CC = """---
 type: fiche_outil
@@ -83,16 +80,14 @@ GOLD = [
 def tiny(tmp_path_factory):
     """A tiny corpus and index (fake embedder), and its gold set on disk."""
     root = tmp_path_factory.mktemp("evals")
-    corpus = root / "corpus"
-    write_md(corpus / "fiches-outils/conseil-citoyen.md", CC)
-    write_md(corpus / "fiches-outils/pcaet.md", PCAET)
-    write_md(corpus / "fiches-experiences/budget-gare.md", EXP)
-    settings = load_settings(corpus_dir=corpus, index_dir=root / "index", embedding_model="fake",
-                             chroma_collection="evals_test")
-    assert ingest(corpus, root / "index", settings, progress=False).usable
+    settings, index = build_index(root, {
+        "fiches-outils/conseil-citoyen.md": CC,
+        "fiches-outils/pcaet.md": PCAET,
+        "fiches-experiences/budget-gare.md": EXP,
+    }, chroma_collection="evals_test")
     gold = root / "gold.yaml"
     gold.write_text(yaml.safe_dump(GOLD, allow_unicode=True), encoding="utf-8")
-    return {"root": root, "settings": settings, "index": open_index(settings), "gold": gold}
+    return {"root": root, "settings": settings, "index": index, "gold": gold}
 
 
 @pytest.fixture(scope="module")

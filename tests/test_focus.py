@@ -5,13 +5,10 @@ replaces the model, so retrieval here is mostly BM25."""
 from __future__ import annotations
 
 import pytest
-from conftest import write_md
+from conftest import build_index
 
 from assistant.compose import compose
 from assistant.focus import add_focus, intents
-from assistant.ingest import ingest
-from assistant.retrieve import open_index
-from assistant.settings import load_settings
 
 FICHE = """---
 type: fiche_outil
@@ -75,16 +72,12 @@ statut: exemple fictif
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory):
-    root = tmp_path_factory.mktemp("focus")
-    corpus = root / "corpus"
-    write_md(corpus / "fiches-outils/marche-exploratoire.md", FICHE)
-    write_md(corpus / "fiches-experiences/marche-tilleuls.md", EXPERIENCE)
-    write_md(corpus / "entretiens/elue-rurale.md", INTERVIEW)
-    settings = load_settings(corpus_dir=corpus, index_dir=root / "index", embedding_model="fake",
-                             chroma_collection="focus_test", chunk_tokens=120, chunk_overlap_tokens=0)
-    report = ingest(corpus, root / "index", settings, progress=False)
-    assert report.usable and not report.failed
-    return open_index(settings)
+    _, index = build_index(tmp_path_factory.mktemp("focus"), {
+        "fiches-outils/marche-exploratoire.md": FICHE,
+        "fiches-experiences/marche-tilleuls.md": EXPERIENCE,
+        "entretiens/elue-rurale.md": INTERVIEW,
+    }, chroma_collection="focus_test", chunk_tokens=120, chunk_overlap_tokens=0)
+    return index
 
 
 @pytest.mark.parametrize(("question", "expected"), [

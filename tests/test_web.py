@@ -10,12 +10,10 @@ import socket
 from pathlib import Path
 
 import pytest
-from conftest import write_md
+from conftest import build_index, write_md
 from fastapi.testclient import TestClient
 
 from assistant.answer import answer
-from assistant.ingest import ingest
-from assistant.retrieve import open_index
 from assistant.settings import load_settings
 from assistant.types import Citation
 from assistant.web.server import create_app
@@ -69,20 +67,16 @@ EXP2 = EXP.replace("centre social", "collège").replace("Tilleuls", "Acacias").r
 
 def build_web_index(root: Path, **overrides: object):
     """Corpus (with HTML inside a fiche) + index with the fake embedder; returns (settings, index)."""
-    corpus = root / "corpus"
-    write_md(corpus / "fiches-outils/conseil-citoyen.md", CC)
-    write_md(corpus / "fiches-outils/affichage.md", HTML_DOC)
-    write_md(corpus / "fiches-experiences/cc-tilleuls.md", EXP)
-    write_md(corpus / "fiches-experiences/cc-acacias.md", EXP2)
     (root / "secret.txt").write_text("ne pas servir", encoding="utf-8")
-    values: dict[str, object] = {"corpus_dir": corpus, "index_dir": root / "index", "embedding_model": "fake",
-                                 "chroma_collection": "web_test", "staff_password": "secret-equipe",
+    values: dict[str, object] = {"chroma_collection": "web_test", "staff_password": "secret-equipe",
                                  "allowed_origins": ALLOWED, "rate_limit_per_minute": 1000}
     values.update(overrides)
-    settings = load_settings(**values)
-    report = ingest(corpus, root / "index", settings, progress=False)
-    assert report.usable and not report.failed
-    return settings, open_index(settings)
+    return build_index(root, {
+        "fiches-outils/conseil-citoyen.md": CC,
+        "fiches-outils/affichage.md": HTML_DOC,
+        "fiches-experiences/cc-tilleuls.md": EXP,
+        "fiches-experiences/cc-acacias.md": EXP2,
+    }, **values)
 
 
 @pytest.fixture(scope="module")
