@@ -12,7 +12,9 @@ with the question. Two rules, both from the structure of the corpus (see corpus/
    the retrieved passages, the passages of that section are added (at most ``MAX_ADDED``).
 2. **Continuations.** In an interview or a report, an answer often runs on into the next passage
    (the rest of a long answer, a list continued on the next PDF page): for the two best passages of
-   such files, the next passage of the same file is added.
+   such files, the next passage of the same file is added; in an interview, only when it continues
+   the same thread (the same question, or a short follow-up such as « Et cette fois ? » that the
+   chunker reads with it).
 
 A passage of rules 1 or 2 that retrieval already found stays where it is but is in focus too. The
 composer (``assistant.compose``) gives focus passages a bonus and quotes the sentence of each of the
@@ -79,6 +81,12 @@ def intents(question: str) -> list[tuple[str, str, tuple[str, ...]]]:
     return [(name, doc_type, sections) for name, pattern, doc_type, sections in _PLAIN if pattern.search(plain)]
 
 
+def _thread(section: object) -> str | None:
+    """The interviewer's substantive question of an interview passage: « Question : « A … Et cette
+    fois ? » » and « Question : « A » » are one thread (a short follow-up is joined to A)."""
+    return str(section).split(" … ", 1)[0].removesuffix(" »") if section else None
+
+
 def _in_sections(section: str | None, wanted: tuple[str, ...]) -> bool:
     return bool(section) and any(section == s or section.startswith(s + " >") for s in wanted)
 
@@ -100,8 +108,7 @@ def add_focus(question: str, hits: list[Hit], index: Index) -> tuple[list[Hit], 
         position = sequence.index(hit.chunk.id) if hit.chunk.id in sequence else -1
         if 0 <= position < len(sequence) - 1:
             nxt = sequence[position + 1]
-            next_section = index.metadata[nxt].get("section")
-            if meta.get("doc_type") == "rapport" or next_section == meta.get("section"):
+            if meta.get("doc_type") == "rapport" or _thread(index.metadata[nxt].get("section")) == _thread(meta.get("section")):
                 wanted.append(nxt)
                 after[nxt] = hit.chunk.id
 

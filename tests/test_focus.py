@@ -69,6 +69,31 @@ statut: exemple fictif
 **Élue** : Les comités proposent, le conseil municipal décide.
 """
 
+ANIMATEUR = """---
+type: entretien
+titre: Entretien avec un animateur de conseil citoyen
+statut: exemple fictif
+---
+# Entretien avec un animateur de conseil citoyen
+
+**Enquêteur** : Comment le conseil a-t-il tenu dans la durée, alors que beaucoup s'essoufflent ?
+
+**Animateur** : Nous avons tenu un tableau de suivi des propositions, affiché à chaque séance. Chaque
+proposition y avait une ligne : à qui elle avait été remise, ce que la mairie en avait dit, et quand.
+Les membres voyaient ce qui avançait. Un refus y était écrit avec sa raison, jamais laissé sans réponse.
+
+**Enquêteur** : Et ensuite ?
+
+**Animateur** : Ensuite nous avons ajouté une réunion publique annuelle où le maire répondait point par
+point au tableau, devant les habitants du quartier. Cette réunion a fait venir de nouveaux membres,
+surtout des parents, qui ne connaissaient pas le conseil avant de l'y voir à l'oeuvre.
+
+**Enquêteur** : Pourquoi avez-vous choisi une salle municipale plutôt qu'un local associatif du quartier ?
+
+**Animateur** : Parce que la salle municipale était neutre : aucune association ne pouvait dire que le
+conseil était le sien, et les horaires d'ouverture le soir convenaient aux personnes qui travaillent.
+"""
+
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory):
@@ -76,6 +101,7 @@ def index(tmp_path_factory):
         "fiches-outils/marche-exploratoire.md": FICHE,
         "fiches-experiences/marche-tilleuls.md": EXPERIENCE,
         "entretiens/elue-rurale.md": INTERVIEW,
+        "entretiens/animateur.md": ANIMATEUR,
     }, chroma_collection="focus_test", chunk_tokens=120, chunk_overlap_tokens=0)
     return index
 
@@ -139,6 +165,35 @@ def test_an_interview_answer_continues_into_the_next_passage(index):
     hit = next(h for h in index.search("réunions de hameau le samedi matin", k=10) if h.chunk.id == first)
     expanded, focus = add_focus("réunions de hameau le samedi matin", [hit], index)
     assert [h.chunk.id for h in expanded] == [first, nxt] and focus == {nxt}
+
+
+def _thread_passages(index):
+    ids = index.file_chunks("entretiens/animateur.md")
+    chunks = index.manifest.get_chunks(ids)
+    first = next(i for i in ids if "tableau de suivi" in chunks[i].text)
+    follow = next(i for i in ids if "réunion publique annuelle" in chunks[i].text)
+    other = next(i for i in ids if "salle municipale était neutre" in chunks[i].text)
+    assert ids.index(follow) == ids.index(first) + 1 and ids.index(other) == ids.index(follow) + 1
+    return chunks, first, follow, other
+
+
+def test_a_short_follow_up_question_continues_the_same_thread(index):
+    # « Et ensuite ? » is read with the question before it, so the passage that answers it is named
+    # « Question : « Comment le conseil a-t-il tenu … ? … Et ensuite ? » »: another label, same thread
+    chunks, first, follow, _ = _thread_passages(index)
+    assert chunks[follow].metadata["section"] != chunks[first].metadata["section"]
+    assert chunks[follow].metadata["section"].endswith("… Et ensuite ? »")
+    hit = next(h for h in index.search("tableau de suivi des propositions", k=10) if h.chunk.id == first)
+    expanded, focus = add_focus("tableau de suivi des propositions", [hit], index)
+    assert [h.chunk.id for h in expanded] == [first, follow] and focus == {follow}
+
+
+def test_a_new_question_of_the_interviewer_ends_the_thread(index):
+    chunks, _, follow, other = _thread_passages(index)
+    assert chunks[other].metadata["section"].startswith("Question : « Pourquoi avez-vous choisi")
+    hit = next(h for h in index.search("réunion publique annuelle", k=10) if h.chunk.id == follow)
+    expanded, focus = add_focus("réunion publique annuelle", [hit], index)
+    assert [h.chunk.id for h in expanded] == [follow] and focus == frozenset()
 
 
 def test_a_section_already_retrieved_is_in_focus_without_moving(index):
