@@ -31,7 +31,14 @@ from assistant.errors import LoadError
 from assistant.glossary import load_glossary
 from assistant.loaders import SUPPORTED, is_candidate, load_file
 from assistant.settings import Settings
-from assistant.store.lexical import ANALYSER_VERSION, Bm25Index, analyse, surface_words
+from assistant.store.lexical import (
+    ANALYSER_VERSION,
+    WORDS_VERSION,
+    Bm25Index,
+    analyse,
+    compound_words,
+    surface_words,
+)
 from assistant.store.manifest import SCHEMA_VERSION, FileRecord, Manifest
 from assistant.types import Chunk
 
@@ -334,7 +341,7 @@ def refresh_lexical(manifest: Manifest, index_dir: Path) -> None:
     path = index_dir / LEXICAL_FILE
     generation = manifest.generation
     cached = Bm25Index.load(path) if path.exists() else None
-    if cached is not None and cached.generation == generation:
+    if cached is not None and cached.generation == generation and getattr(cached, "words_version", 0) == WORDS_VERSION:
         return
     ids, docs = [], []
     for chunk_id, terms in manifest.iter_terms():
@@ -342,7 +349,13 @@ def refresh_lexical(manifest: Manifest, index_dir: Path) -> None:
         docs.append(terms)
     index = Bm25Index.build(ids, docs, generation=generation)
     words: Counter[str] = Counter()
+    compounds: Counter[str] = Counter()
     for text in manifest.iter_texts():
         words.update(surface_words(text))
+        compounds.update(compound_words(text))
     index.words = dict(words)
+    # the most frequent hyphenation of each compound, keyed by its hyphen-less spelling
+    for compound, _ in compounds.most_common()[::-1]:
+        index.compounds[compound.replace("-", "")] = compound
+    index.words_version = WORDS_VERSION
     index.save(path)

@@ -128,6 +128,15 @@ def test_glossary_expansion_both_ways(index):
     assert hits[0].chunk.metadata["source"] == "glossaire/glossaire.md"
 
 
+def test_ingest_gives_the_typo_corrector_the_corpus_words_and_compounds(index):
+    # « co-animé » is in a fiche expérience: typed without its hyphen, it gets it back
+    assert index.lexical.compounds.get("coanime") == "co-anime"
+    assert index.lexical.correct("un conseil coanimé") == "un conseil co-anime"
+    assert index.lexical.correct("les habitans du quartier") == "les habitants du quartier"
+    hits = index.search("un conseil citoyen coanimé", k=1)
+    assert hits[0].chunk.metadata["source"] == "fiches-experiences/cc-gironde.md"
+
+
 def test_composed_answer_only_quotes_cited_passages(index):
     result = answer("Comment lancer un conseil citoyen ?", index=index)
     assert result.status == "answered" and result.citations
