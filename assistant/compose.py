@@ -7,7 +7,8 @@ points that each end with their citation ``[n]``, then « Pour aller plus loin �
 Every point is a sentence (possibly trimmed of a list marker) taken verbatim from the cited passage:
 the composer never states anything that is not in a cited passage. The passages that
 ``assistant.focus`` added (the section the question asks about, the continuation of a passage) get a
-bonus, and the best sentence of each of the first three is quoted.
+bonus, and the best sentence of each of the first three is quoted, as is the best sentence of each
+of the two best-ranked passages.
 
 Usage::
 
@@ -30,6 +31,7 @@ MAX_SOURCES = 5
 RANK_DECAY = 0.2  # a unit's score is divided by (1 + RANK_DECAY x rank of its passage)
 FOCUS_BONUS = 1.0  # units of the passages added by assistant.focus
 FOCUS_QUOTED = 3  # added passages whose best unit is always quoted
+TOP_QUOTED = 2  # best-ranked retrieved passages whose best unit is always quoted
 MIN_UNIT_CHARS = 25
 PROCEDURAL = re.compile(r"\b(comment|étapes?|lancer|monter|créer|mettre en place|démarrer|organiser|faire)\b", re.I)
 LIST_MARK = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
@@ -97,10 +99,10 @@ def select_units(question: str, hits: list[Hit], idf: Callable[[str], float],
                 candidates.append(Unit(h_index, position, text, terms, is_step, score))
     chosen: list[Unit] = []
     sources: list[int] = []
-    # always quoted: the best-ranked passage (the most likely to hold the answer), then the first
-    # focus passages (the section the question asks about)
+    # always quoted: the two best-ranked passages (the most likely to hold the answer), then the
+    # first focus passages (the section the question asks about)
     focused = [i for i, hit in enumerate(hits) if hit.chunk.id in focus][:FOCUS_QUOTED]
-    for h_index in [0, *focused]:
+    for h_index in [*range(min(TOP_QUOTED, len(hits))), *focused]:
         mine = [u for u in candidates if u.hit_index == h_index]
         if mine:
             best = max(mine, key=lambda u: u.score)

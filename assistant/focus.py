@@ -11,8 +11,9 @@ with the question. Two rules, both from the structure of the corpus (see corpus/
    in a fiche expérience: what was done is its core). For the first two files of that type among
    the retrieved passages, the passages of that section are added (at most ``MAX_ADDED``).
 2. **Continuations.** In an interview or a report, an answer often runs on into the next passage
-   (the rest of a long answer, a list continued on the next PDF page): for the two best passages of
-   such files, the next passage of the same file is added; in an interview, only when it continues
+   (the rest of a long answer, a list continued on the next PDF page): when one of the two best
+   passages comes from such a file, the next passage of the same file is added (measured: looking
+   further down the list for such passages changes nothing on dev); in an interview, only when it continues
    the same thread (the same question, or a short follow-up such as « Et cette fois ? » that the
    chunker reads with it).
 

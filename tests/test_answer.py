@@ -9,8 +9,10 @@ import pytest
 from conftest import build_index
 
 from assistant.answer import answer, is_injection
+from assistant.compose import compose
 from assistant.conversation import is_follow_up, standalone_question, topic_of
 from assistant.retrieve import expand_query, matches, rrf
+from assistant.types import Chunk, Hit
 
 CC = """---
 type: fiche_outil
@@ -149,6 +151,22 @@ def test_composed_answer_only_quotes_cited_passages(index):
         sentence = re.sub(r"\s*\[\d+\].*$", "", point[2:]).rstrip(".")
         assert any(sentence in by_n[n] for n in markers), point
     assert "Pour aller plus loin" in result.answer
+
+
+def _hit(i: int, text: str) -> Hit:
+    meta = {"source": f"fiches-outils/f{i}.md", "title": f"Fiche {i}", "section": "En bref", "doc_type": "fiche_outil"}
+    return Hit(Chunk(f"c{i}", text, text, meta), 1.0 / (i + 1))
+
+
+def test_the_two_best_passages_are_always_quoted():
+    # the first passage has many sentences that match the question well, the second only one weak
+    # sentence: it is quoted all the same (the second-best passage often holds a key fact)
+    rich = " ".join(f"Le conseil citoyen du quartier réunit les habitants, règle {n} du conseil citoyen." for n in range(12))
+    hits = [_hit(0, rich), _hit(1, "Un tableau de suivi des propositions garde le conseil en vie."),
+            _hit(2, rich.replace("règle", "article"))]
+    text, used = compose("le conseil citoyen du quartier et ses habitants", hits, lambda t: 1.0)
+    assert [h.chunk.id for h in used][:2] == ["c0", "c1"]
+    assert "tableau de suivi" in text
 
 
 def test_steps_stay_in_order(index):
