@@ -8,7 +8,7 @@ Every point is a sentence (possibly trimmed of a list marker) taken verbatim fro
 the composer never states anything that is not in a cited passage. The passages that
 ``assistant.focus`` added (the section the question asks about, the continuation of a passage) get a
 bonus, and the best sentence of each of the first three is quoted, as is the best sentence of each
-of the two best-ranked passages.
+of the two best-ranked retrieved passages.
 
 Usage::
 
@@ -99,10 +99,12 @@ def select_units(question: str, hits: list[Hit], idf: Callable[[str], float],
                 candidates.append(Unit(h_index, position, text, terms, is_step, score))
     chosen: list[Unit] = []
     sources: list[int] = []
-    # always quoted: the two best-ranked passages (the most likely to hold the answer), then the
-    # first focus passages (the section the question asks about)
+    # always quoted: the two best-ranked retrieved passages (the most likely to hold the answer; the
+    # passages that assistant.focus added have score 0), then the first focus passages (the
+    # section the question asks about)
     focused = [i for i, hit in enumerate(hits) if hit.chunk.id in focus][:FOCUS_QUOTED]
-    for h_index in [*range(min(TOP_QUOTED, len(hits))), *focused]:
+    retrieved = [i for i, hit in enumerate(hits) if hit.score > 0][:TOP_QUOTED]  # added passages score 0
+    for h_index in [0, *retrieved, *focused]:
         mine = [u for u in candidates if u.hit_index == h_index]
         if mine:
             best = max(mine, key=lambda u: u.score)

@@ -17,7 +17,8 @@ with the question. Two rules, both from the structure of the corpus (see corpus/
    the same thread (the same question, or a short follow-up such as « Et cette fois ? » that the
    chunker reads with it).
 
-A passage of rules 1 or 2 that retrieval already found stays where it is but is in focus too. The
+A passage of rules 1 or 2 that retrieval already found stays where it is but is in focus too; an
+added passage has score 0 (it was not retrieved). The
 composer (``assistant.compose``) gives focus passages a bonus and quotes the sentence of each of the
 first three that best matches the question, so a focus passage is cited only through a sentence it
 contains.

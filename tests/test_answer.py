@@ -161,11 +161,21 @@ def _hit(i: int, text: str) -> Hit:
 def test_the_two_best_passages_are_always_quoted():
     # the first passage has many sentences that match the question well, the second only one weak
     # sentence: it is quoted all the same (the second-best passage often holds a key fact)
-    rich = " ".join(f"Le conseil citoyen du quartier réunit les habitants, règle {n} du conseil citoyen." for n in range(12))
+    words = ("jardin", "école", "marché", "piscine", "gare", "stade", "musée", "bibliothèque", "pharmacie",
+             "boulangerie", "théâtre", "cinéma", "lavoir", "fontaine", "église", "mairie", "poste", "collège",
+             "crèche", "parc", "halle", "port", "pont", "moulin")
+    rich = " ".join(f"Le conseil citoyen du quartier réunit les habitants près du {w} et de la {v}."
+                    for w, v in zip(words[:12], words[12:], strict=True))
     hits = [_hit(0, rich), _hit(1, "Un tableau de suivi des propositions garde le conseil en vie."),
-            _hit(2, rich.replace("règle", "article"))]
+            _hit(2, rich.replace("réunit", "accueille"))]
     text, used = compose("le conseil citoyen du quartier et ses habitants", hits, lambda t: 1.0)
     assert [h.chunk.id for h in used][:2] == ["c0", "c1"]
+    assert "tableau de suivi" in text
+    # a passage added by assistant.focus (score 0: not retrieved) does not take the second place
+    added = Hit(_hit(3, rich.replace("réunit", "rassemble")).chunk, 0.0)
+    text, used = compose("le conseil citoyen du quartier et ses habitants", [hits[0], added, *hits[1:]],
+                         lambda t: 1.0, focus=frozenset({"c3"}))
+    assert {"c0", "c1", "c3"} <= {h.chunk.id for h in used}
     assert "tableau de suivi" in text
 
 
