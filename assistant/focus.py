@@ -5,7 +5,8 @@ pour lancer » section of the fiche that retrieval found, even when that section
 with the question. Two rules, both from the structure of the corpus (see corpus/README.md):
 
 1. **Section intents.** Fiches follow the centre's templates. A question that asks how to start,
-   what it costs, what the law says, who takes part or what to avoid points to one section of a
+   what it costs, what the law says, who takes part, what to avoid or what a thing is (« c'est
+   quoi… ? », or a bare subject such as « conseil de développement ? ») points to one section of a
    fiche outil; a question that asks for an example or what others did points to « Ce qui a été
    fait » and « Ce qui a marché » of a fiche expérience (so does any question whose best passage is
    in a fiche expérience: what was done is its core). For the first two files of that type among
@@ -68,7 +69,12 @@ INTENTS: list[tuple[str, re.Pattern[str], str, tuple[str, ...]]] = [
     ("pièges", re.compile(r"\b(erreurs?|éviter|pièges?|risques?|écueils?)\b", re.I), "fiche_outil",
      ("Pièges à éviter",)),
     ("exemple", EXAMPLE, "fiche_experience", ("Ce qui a été fait", "Ce qui a marché")),
+    ("définition", re.compile(r"\b(c'est quoi|qu'est-ce qu'(?:un|une)\b|qu'est-ce que c'est|définition|définir|veut dire"
+                              r"|signifie|à quoi sert|ça sert à quoi)\b", re.I), "fiche_outil", ("En bref",)),
 ]
+# a bare subject asks what it is (« conseil de développement ? »), when nothing else is asked
+BARE = re.compile(r"^\W*(?!(?:qui|comment|combien|quand|ou|pourquoi|quel\w*|que|quoi|et)\b)[\w'-]+(?:\s+[\w'-]+){0,3}\s*\?\s*$",
+                  re.I)
 EXPERIENCE_CORE = ("exemple", "fiche_experience", ("Ce qui a été fait", "Ce qui a marché"))
 
 
@@ -80,7 +86,10 @@ _PLAIN = [(name, re.compile(strip_accents(pattern.pattern), pattern.flags), doc_
 def intents(question: str) -> list[tuple[str, str, tuple[str, ...]]]:
     """The section intents of a question: (name, document type, sections); accents ignored."""
     plain = strip_accents(question)
-    return [(name, doc_type, sections) for name, pattern, doc_type, sections in _PLAIN if pattern.search(plain)]
+    found = [(name, doc_type, sections) for name, pattern, doc_type, sections in _PLAIN if pattern.search(plain)]
+    if not found and BARE.search(plain):
+        found = [(name, doc_type, sections) for name, _, doc_type, sections in INTENTS if name == "définition"]
+    return found
 
 
 def _thread(section: object) -> str | None:

@@ -112,7 +112,12 @@ def index(tmp_path_factory):
     ("c'est obligatoire ?", ["cadre légal"]),
     ("les erreurs à éviter ?", ["pièges"]),
     ("une marche exploratoire, ça a déjà été fait ailleurs ?", ["exemple"]),
-    ("c'est quoi une marche exploratoire ?", []),
+    ("c'est quoi une marche exploratoire ?", ["définition"]),
+    ("conseil de développement ?", ["définition"]),  # a bare subject asks what it is
+    ("PTCE ça veut dire quoi ?", ["définition"]),
+    ("qu'est-ce que l'enquête régionale conseille ?", []),
+    ("qui finance ?", ["moyens", "participants"]),
+    ("et pour une intercommunalité ?", []),
     ("le garant, c'est la CNDP qui le choisit ?", ["participants"]),
     ("et on invite qui pour la restitution ?", ["participants"]),
     ("toucher les gens qui ne viennent jamais chez nous", []),  # « qui » relative, not asked
@@ -149,10 +154,22 @@ def test_examples_bring_what_was_done(index):
 
 
 def test_a_question_without_intent_adds_nothing_from_fiches(index):
-    hits = index.search("c'est quoi une marche exploratoire ?", k=2)
+    question = "la marche exploratoire des habitantes dans l'espace public"
+    assert not intents(question)
+    hits = index.search(question, k=2)
     hits = [h for h in hits if h.chunk.metadata["doc_type"] != "entretien"]
-    expanded, focus = add_focus("c'est quoi une marche exploratoire ?", hits, index)
+    expanded, focus = add_focus(question, hits, index)
     assert focus == frozenset() and expanded == hits
+
+
+def test_a_definition_brings_the_summary_of_the_fiche(index):
+    question = "c'est quoi une marche exploratoire ?"
+    hits = [h for h in index.search(question, k=6)
+            if h.chunk.metadata["source"] == "fiches-outils/marche-exploratoire.md"
+            and h.chunk.metadata.get("section") != "En bref"][:1]
+    assert hits
+    expanded, focus = add_focus(question, hits, index)
+    assert [h.chunk.metadata["section"] for h in expanded if h.chunk.id in focus] == ["En bref"]
 
 
 def test_an_interview_answer_continues_into_the_next_passage(index):
