@@ -1,7 +1,7 @@
 """The built-in answer composer (no LLM, no network): passages -> short cited French answer.
 
 From the best passages it selects the sentences and list items that share the most (idf-weighted)
-terms with the question, keeps them in their original order inside each passage (steps stay in
+terms with the question (never a question: « Faut-il un garant ? » states nothing), keeps them in their original order inside each passage (steps stay in
 order), drops near-repetitions, and writes Markdown: a lead sentence that only frames the answer,
 points that each end with their citation ``[n]``, then « Pour aller plus loin » with the sources.
 Every point is a sentence (possibly trimmed of a list marker) taken verbatim from the cited passage:
@@ -63,7 +63,9 @@ def units_of(text: str) -> list[tuple[str, bool]]:
             continue
         for sentence in split_sentences(line):
             out.append((sentence.strip(), False))
-    return [(t, s) for t, s in out if len(t) >= MIN_UNIT_CHARS and not DISCLAIMER.match(t)]
+    # a question (« Faut-il un garant ? », an interviewer's turn) states nothing: never a point
+    return [(t, s) for t, s in out if len(t) >= MIN_UNIT_CHARS and not DISCLAIMER.match(t)
+            and not t.rstrip().endswith("?")]
 
 
 def _clean(text: str) -> str:

@@ -179,6 +179,17 @@ def test_the_two_best_passages_are_always_quoted():
     assert "tableau de suivi" in text
 
 
+def test_questions_are_never_quoted_as_points():
+    # « Questions à se poser » and interviewers' turns ask, they do not answer
+    hits = [_hit(0, "- Faut-il un garant pour le conseil citoyen du quartier ?\n"
+                    "- Le conseil citoyen du quartier se réunit quatre fois par an."),
+            _hit(1, "**Enquêtrice** : Comment le conseil citoyen du quartier a-t-il démarré ?")]
+    text, used = compose("le conseil citoyen du quartier", hits, lambda t: 1.0)
+    assert "quatre fois par an" in text
+    assert "?" not in text.split("**Pour aller plus loin**")[0]
+    assert [h.chunk.id for h in used] == ["c0"]
+
+
 def test_steps_stay_in_order(index):
     text = answer("quelles sont les étapes pour lancer un conseil citoyen ?", index=index).answer
     positions = [text.find(s) for s in ("Informer largement", "Tirer au sort", "Installer le conseil", "Associer le conseil")]
