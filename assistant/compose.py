@@ -1,7 +1,8 @@
 """The built-in answer composer (no LLM, no network): passages -> short cited French answer.
 
 From the best passages it selects the sentences and list items that share the most (idf-weighted)
-terms with the question (never a question: « Faut-il un garant ? » states nothing), keeps them in their original order inside each passage (steps stay in
+terms with the question (never a question: « Faut-il un garant ? » states nothing; never the
+« Contact » section of a fiche expérience unless the question asks for a contact), keeps them in their original order inside each passage (steps stay in
 order), drops near-repetitions, and writes Markdown: a lead sentence that only frames the answer,
 points that each end with their citation ``[n]``, then « Pour aller plus loin » with the sources.
 Every point is a sentence (possibly trimmed of a list marker) taken verbatim from the cited passage:
@@ -33,6 +34,7 @@ FOCUS_BONUS = 1.0  # units of the passages added by assistant.focus
 FOCUS_QUOTED = 3  # added passages whose best unit is always quoted
 TOP_QUOTED = 2  # best-ranked retrieved passages whose best unit is always quoted
 MIN_UNIT_CHARS = 25
+CONTACT_ASKED = re.compile(r"\b(contact\w*|joindre|interlocut\w*|référent\w*|qui (?:appeler|solliciter|écrire))\b", re.I)
 PROCEDURAL = re.compile(r"\b(comment|étapes?|lancer|monter|créer|mettre en place|démarrer|organiser|faire)\b", re.I)
 LIST_MARK = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 SPEAKER = re.compile(r"^\*\*([^*]+)\*\*\s*:\s*")
@@ -87,8 +89,11 @@ def select_units(question: str, hits: list[Hit], idf: Callable[[str], float],
         return []
     procedural = bool(PROCEDURAL.search(question))
     candidates: list[Unit] = []
+    contact_asked = bool(CONTACT_ASKED.search(question))
     for h_index, hit in enumerate(hits):
         section = (hit.chunk.metadata.get("section") or "").lower()
+        if section == "contact" and not contact_asked:
+            continue  # « Chargée de mission … (fictive) » answers nothing unless a contact is asked for
         section_terms = set(analyse(section)) | set(analyse(str(hit.chunk.metadata.get("title", ""))))
         for position, (text, is_step) in enumerate(units_of(hit.chunk.text)):
             terms = set(analyse(text))

@@ -190,6 +190,16 @@ def test_questions_are_never_quoted_as_points():
     assert [h.chunk.id for h in used] == ["c0"]
 
 
+def test_a_contact_is_quoted_only_when_a_contact_is_asked_for():
+    contact = _hit(0, "Chargée de mission participation de la communauté de communes du Plateau (fictive).")
+    contact.chunk.metadata["section"] = "Contact"
+    done = _hit(1, "La communauté de communes du Plateau a réuni un conseil de développement de quarante membres.")
+    text, used = compose("conseil de développement de la communauté de communes", [contact, done], lambda t: 1.0)
+    assert [h.chunk.id for h in used] == ["c1"] and "Chargée de mission" not in text
+    text, used = compose("qui contacter à la communauté de communes du Plateau ?", [contact, done], lambda t: 1.0)
+    assert "c0" in {h.chunk.id for h in used} and "Chargée de mission" in text
+
+
 def test_steps_stay_in_order(index):
     text = answer("quelles sont les étapes pour lancer un conseil citoyen ?", index=index).answer
     positions = [text.find(s) for s in ("Informer largement", "Tirer au sort", "Installer le conseil", "Associer le conseil")]
