@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from assistant.chunking import split_sentences
+from assistant.loaders import TURN
 from assistant.store.lexical import analyse
 from assistant.types import Hit
 
@@ -38,6 +39,7 @@ CONTACT_ASKED = re.compile(r"\b(contact\w*|joindre|interlocut\w*|référent\w*|q
 PROCEDURAL = re.compile(r"\b(comment|étapes?|lancer|monter|créer|mettre en place|démarrer|organiser|faire)\b", re.I)
 LIST_MARK = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 SPEAKER = re.compile(r"^\*\*([^*]+)\*\*\s*:\s*")
+CONTINUED_TURN = re.compile(r"^([^:\n]{1,40}?) \(suite\) : ")
 # the "this text is invented" notice at the top of illustrative files: shown as a mark, never quoted
 DISCLAIMER = re.compile(r"^\W*(exemple|entretien|document|rapport|texte)\s+fictif", re.I)
 
@@ -65,13 +67,20 @@ def units_of(text: str) -> list[tuple[str, bool]]:
             continue
         for sentence in split_sentences(line):
             out.append((sentence.strip(), False))
-    # a question (« Faut-il un garant ? », an interviewer's turn) states nothing: never a point
-    return [(t, s) for t, s in out if len(t) >= MIN_UNIT_CHARS and not DISCLAIMER.match(t)
+    # a question (« Faut-il un garant ? », an interviewer's turn) states nothing: never a point;
+    # the length is that of what is said, without the speaker (« R (suite) : Franchement non. »)
+    return [(t, s) for t, s in out if len(_said(t)) >= MIN_UNIT_CHARS and not DISCLAIMER.match(t)
             and not t.rstrip().endswith("?")]
+
+
+def _said(text: str) -> str:
+    """A unit without its speaker label (« **Élue** : », « Directeur (suite) : »)."""
+    return CONTINUED_TURN.sub("", TURN.sub("", text, count=1), count=1)
 
 
 def _clean(text: str) -> str:
     text = SPEAKER.sub(lambda m: f"{m.group(1)} : ", text)
+    text = CONTINUED_TURN.sub(r"\1 : ", text)  # « Directeur (suite) : » is the chunker's mark
     text = text.rstrip()
     if text.startswith("*") and text.endswith("*") and not text.startswith("**"):
         text = text.strip("*").strip()

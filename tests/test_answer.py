@@ -200,6 +200,14 @@ def test_a_contact_is_quoted_only_when_a_contact_is_asked_for():
     assert "c0" in {h.chunk.id for h in used} and "Chargée de mission" in text
 
 
+def test_interview_points_drop_the_chunkers_continuation_mark_and_bare_replies():
+    turn = _hit(0, "**R** : Oui, le conseil.\nR (suite) : Franchement non.\n"
+                   "R (suite) : Le conseil citoyen du quartier se réunit chaque mois à la maison des associations.")
+    text, _ = compose("le conseil citoyen du quartier", [turn], lambda t: 1.0)
+    assert "- R : Le conseil citoyen du quartier se réunit chaque mois" in text
+    assert "(suite)" not in text and "Franchement non" not in text
+
+
 def test_steps_stay_in_order(index):
     text = answer("quelles sont les étapes pour lancer un conseil citoyen ?", index=index).answer
     positions = [text.find(s) for s in ("Informer largement", "Tirer au sort", "Installer le conseil", "Associer le conseil")]
