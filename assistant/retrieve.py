@@ -36,6 +36,7 @@ RRF_K = 60
 FILTER_KEYS = ("doc_type", "echelle", "departement", "theme")
 DUPLICATE_JACCARD = 0.85
 QUERY_CACHE_SIZE = 256
+EXPANSION_WEIGHT = 0.5  # BM25 weight of the terms that only the glossary expansion brings
 
 
 def rrf(rankings: list[list[str]], k: int = RRF_K) -> dict[str, float]:
@@ -84,6 +85,12 @@ def chroma_where(filters: dict[str, Any]) -> dict[str, Any] | None:
 
 def expand_query(question: str, glossary: dict[str, str]) -> str:
     """Add the expansion of each acronym found, and the acronym of each expansion found."""
+    extra = expansions(question, glossary)
+    return question if not extra else question + " (" + " ; ".join(extra) + ")"
+
+
+def expansions(question: str, glossary: dict[str, str]) -> list[str]:
+    """The glossary's other form of each acronym or spelled-out term found in the question."""
     extra: list[str] = []
     plain = strip_accents(question.lower())
     for acronym, expansion in glossary.items():
@@ -91,7 +98,7 @@ def expand_query(question: str, glossary: dict[str, str]) -> str:
             extra.append(expansion)
         elif strip_accents(expansion.lower()) in plain:
             extra.append(acronym)
-    return question if not extra else question + " (" + " ; ".join(extra) + ")"
+    return extra
 
 
 @dataclass
@@ -191,7 +198,11 @@ class Index:
             dense = [(i, s) for i, s in self._dense(vector, pool, filters) if i in self.metadata]
         if mode in ("hybrid", "lexical"):
             allowed = {i for i, m in self.metadata.items() if matches(m, filters)} if filters else None
-            lexical = self.lexical.search(analyse(query), pool, allowed=allowed)
+            # the expansion's own terms weigh less than the question's: « marche exploratoire dans
+            # notre QPV » is about the marche, not about the QPV's definition
+            own = set(analyse(question))
+            boost = {t: EXPANSION_WEIGHT for t in analyse(query) if t not in own}
+            lexical = self.lexical.search(analyse(query), pool, allowed=allowed, boost=boost)
         fused = rrf([[i for i, _ in dense], [i for i, _ in lexical]])
         dense_score = dict(dense)
         dense_rank = {i: r for r, (i, _) in enumerate(dense, start=1)}

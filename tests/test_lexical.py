@@ -59,3 +59,17 @@ def test_the_corrected_compound_meets_the_corpus_terms(lexical):
     corrected = lexical.correct("coconstruction avec les habitants")
     top = lexical.search(analyse(corrected), k=1)
     assert top and top[0][0] == "1"
+
+
+def test_a_boost_below_one_lets_the_questions_own_terms_lead():
+    # « marche exploratoire dans notre QPV » + the glossary's « quartier prioritaire… »: the passage
+    # about the marche must not lose to the one that only matches the expansion's many terms
+    docs = ["La marche exploratoire se fait à pied avec les habitants.",
+            "Un quartier prioritaire de la politique de la ville est défini par l'État (QPV)."]
+    index = Bm25Index.build(["marche", "qpv"], [analyse(t) for t in docs])
+    query = analyse("marche exploratoire QPV quartier prioritaire politique ville")
+    expansion = set(analyse("quartier prioritaire politique ville"))
+    assert index.search(query, 2)[0][0] == "qpv"
+    ranked = index.search(query, 2, boost={t: 0.3 for t in expansion})
+    assert [i for i, _ in ranked] == ["marche", "qpv"]
+    assert ranked[1][1] < index.search(query, 2)[0][1]  # the boost lowers the score, never drops the passage

@@ -174,12 +174,15 @@ class Bm25Index:
 
         return WORD.sub(fix, text)
 
-    def search(self, terms: list[str], k: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
-        """Top ``k`` (id, score) for the query terms; ``allowed`` restricts to a set of ids."""
-        idx = [self.vocab[t] for t in set(terms) if t in self.vocab]
-        if not idx or not self.ids:
+    def search(self, terms: list[str], k: int, allowed: set[str] | None = None,
+               boost: dict[str, float] | None = None) -> list[tuple[str, float]]:
+        """Top ``k`` (id, score) for the query terms; ``allowed`` restricts to a set of ids; ``boost``
+        multiplies the weight of some terms (below 1: the glossary's expansion terms)."""
+        present = [t for t in set(terms) if t in self.vocab]
+        if not present or not self.ids:
             return []
-        weights = self.idf[idx]
+        idx = [self.vocab[t] for t in present]
+        weights = self.idf[idx] * np.array([(boost or {}).get(t, 1.0) for t in present])
         scores = np.asarray(self.matrix[idx].T @ weights).ravel()
         order = np.argsort(-scores)
         out = []
