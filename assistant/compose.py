@@ -1,7 +1,8 @@
 """The built-in answer composer (no LLM, no network): passages -> short cited French answer.
 
 From the best passages it selects the sentences and list items that share the most (idf-weighted)
-terms with the question (never a question: « Faut-il un garant ? » states nothing; never the
+terms with the question (never a question: « Faut-il un garant ? » states nothing; never an
+interviewer's turn: it frames the question, the interviewee answers it; never the
 « Contact » section of a fiche expérience unless the question asks for a contact), keeps them in their original order inside each passage (steps stay in
 order), drops near-repetitions, and writes Markdown: a lead sentence that only frames the answer,
 points that each end with their citation ``[n]``, then « Pour aller plus loin » with the sources.
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from assistant.chunking import split_sentences
-from assistant.loaders import TURN
+from assistant.loaders import TURN, turn_label
 from assistant.store.lexical import analyse
 from assistant.types import Hit
 
@@ -40,6 +41,7 @@ PROCEDURAL = re.compile(r"\b(comment|étapes?|lancer|monter|créer|mettre en pla
 LIST_MARK = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 SPEAKER = re.compile(r"^\*\*([^*]+)\*\*\s*:\s*")
 CONTINUED_TURN = re.compile(r"^([^:\n]{1,40}?) \(suite\) : ")
+LETTER_LABEL = re.compile(r"^[A-Z] : (?=\S)")
 # the "this text is invented" notice at the top of illustrative files: shown as a mark, never quoted
 DISCLAIMER = re.compile(r"^\W*(exemple|entretien|document|rapport|texte)\s+fictif", re.I)
 
@@ -54,12 +56,20 @@ class Unit:
     score: float = 0.0
 
 
-def units_of(text: str) -> list[tuple[str, bool]]:
-    """Sentences and list items of a passage, with a flag for numbered steps."""
+def units_of(text: str, interviewer: str | None = None) -> list[tuple[str, bool]]:
+    """Sentences and list items of a passage, with a flag for numbered steps. ``interviewer``: in an
+    interview, the interviewer's label; their turns (« Enquêtrice : Vous avez récemment renouvelé
+    votre projet social. ») frame a question and state nothing, so they are left out."""
     out: list[tuple[str, bool]] = []
+    speaker = ""
     for line in text.split("\n"):
         line = line.strip()
         if not line or line.startswith("#"):
+            continue
+        turn = TURN.match(line)
+        if turn:
+            speaker = turn_label(turn).removesuffix(" (suite)").strip()
+        if interviewer and speaker == interviewer:
             continue
         if LIST_MARK.match(line):
             is_step = bool(re.match(r"^\s*\d+[.)]", line))
@@ -81,6 +91,7 @@ def _said(text: str) -> str:
 def _clean(text: str) -> str:
     text = SPEAKER.sub(lambda m: f"{m.group(1)} : ", text)
     text = CONTINUED_TURN.sub(r"\1 : ", text)  # « Directeur (suite) : » is the chunker's mark
+    text = LETTER_LABEL.sub("", text)  # « R : » names nobody: the source line says who speaks
     text = text.rstrip()
     if text.startswith("*") and text.endswith("*") and not text.startswith("**"):
         text = text.strip("*").strip()
@@ -104,7 +115,9 @@ def select_units(question: str, hits: list[Hit], idf: Callable[[str], float],
         if section == "contact" and not contact_asked:
             continue  # « Chargée de mission … (fictive) » answers nothing unless a contact is asked for
         section_terms = set(analyse(section)) | set(analyse(str(hit.chunk.metadata.get("title", ""))))
-        for position, (text, is_step) in enumerate(units_of(hit.chunk.text)):
+        speakers = hit.chunk.metadata.get("speakers") or []
+        interviewer = str(speakers[0]) if hit.chunk.metadata.get("doc_type") == "entretien" and speakers else None
+        for position, (text, is_step) in enumerate(units_of(hit.chunk.text, interviewer)):
             terms = set(analyse(text))
             overlap = sum(idf(t) for t in q_terms & terms)
             context = 0.5 * sum(idf(t) for t in q_terms & section_terms)  # the section matches the question

@@ -204,8 +204,25 @@ def test_interview_points_drop_the_chunkers_continuation_mark_and_bare_replies()
     turn = _hit(0, "**R** : Oui, le conseil.\nR (suite) : Franchement non.\n"
                    "R (suite) : Le conseil citoyen du quartier se réunit chaque mois à la maison des associations.")
     text, _ = compose("le conseil citoyen du quartier", [turn], lambda t: 1.0)
-    assert "- R : Le conseil citoyen du quartier se réunit chaque mois" in text
+    # « R : » names nobody: the point starts with what is said
+    assert "- Le conseil citoyen du quartier se réunit chaque mois" in text
     assert "(suite)" not in text and "Franchement non" not in text
+
+
+def test_the_interviewers_turns_are_never_quoted():
+    # the interviewer frames the question (« Vous avez récemment renouvelé… »); the answer is the
+    # interviewee's: an interviewer's statement is no source of facts
+    turn = _hit(0, "**Enquêtrice** : Le conseil citoyen du quartier a été renouvelé l'an dernier.\n"
+                   "**Animatrice** : Le conseil citoyen du quartier se réunit chaque mois à la maison des associations.\n"
+                   "**Enquêtrice** : Et le conseil citoyen du quartier, il a un budget propre, lui aussi.")
+    turn.chunk.metadata.update(doc_type="entretien", speakers=["Enquêtrice", "Animatrice"])
+    text, _ = compose("le conseil citoyen du quartier", [turn], lambda t: 1.0)
+    assert "Animatrice : Le conseil citoyen du quartier se réunit chaque mois" in text
+    assert "renouvelé" not in text and "budget propre" not in text
+    # the same lines in a fiche (no interviewer) are all quotable
+    turn.chunk.metadata.update(doc_type="fiche_outil", speakers=[])
+    text, _ = compose("le conseil citoyen du quartier", [turn], lambda t: 1.0)
+    assert "renouvelé" in text
 
 
 def test_steps_stay_in_order(index):
