@@ -112,10 +112,12 @@ def test_key_facts_ignore_case_accents_and_spaces():
 
 
 def test_claim_sentences_stop_at_reading_list_and_keep_markers():
-    answer = ("D'après la fiche :\n\n- Une phrase. [1]\n- Deux phrases ici. Et la suite [2] [3].\n\n"
-              "**Pour aller plus loin**\n\n- [1] Fiche, `a.md`")
+    answer = ("D'après la fiche :\n\n- Une phrase. [1]\n- Deux phrases ici. Et la suite [2] [3].\n"
+              "Prose sans marque. Prose citée. [4]\n\n**Pour aller plus loin**\n\n- [1] Fiche, `a.md`")
+    # a point's final markers cite all its sentences; a prose sentence needs its own marker
     assert metrics.claim_sentences(answer) == [("D'après la fiche :", []), ("Une phrase. [1]", [1]),
-                                               ("Deux phrases ici.", []), ("Et la suite [2] [3].", [2, 3])]
+                                               ("Deux phrases ici.", [2, 3]), ("Et la suite [2] [3].", [2, 3]),
+                                               ("Prose sans marque.", []), ("Prose citée. [4]", [4])]
 
 
 def test_citation_support_and_precision():

@@ -22,6 +22,7 @@ from assistant.citations import MARKER, SUPPORT_THRESHOLD, markers, support_shar
 from assistant.store.lexical import analyse, strip_accents
 
 SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?!\[)")
+LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 FURTHER = re.compile(r"^\W*pour aller plus loin\W*$", re.I)
 
 
@@ -61,15 +62,20 @@ def facts_found(facts: Sequence[str], text: str) -> list[bool]:
 
 def claim_sentences(answer: str) -> list[tuple[str, list[int]]]:
     """The answer's sentences with their ``[n]`` markers, before « Pour aller plus loin » (a reading
-    list, not a claim). Sentences keep a marker written after their full stop (« … citoyen. [1] »)."""
+    list, not a claim). Sentences keep a marker written after their full stop (« … citoyen. [1] »).
+    In a list item the markers that end the item cite all of its sentences (« - Directeur : On a
+    eu… plusieurs centaines de contributions. [2] » is one point with one source); in prose each
+    sentence needs its own."""
     out: list[tuple[str, list[int]]] = []
     for line in answer.replace("\r\n", "\n").split("\n"):
         if FURTHER.match(line.replace("*", "").strip()):
             break
-        body = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s+", "", line).strip()
-        for sentence in SENTENCE_END.split(body):
-            if sentence.strip():
-                out.append((sentence.strip(), markers(sentence)))
+        item = LIST_ITEM.match(line)
+        body = LIST_ITEM.sub("", line).strip()
+        sentences = [s.strip() for s in SENTENCE_END.split(body) if s.strip()]
+        ending = markers(sentences[-1]) if item and sentences else []
+        for sentence in sentences:
+            out.append((sentence, markers(sentence) or ending))
     return out
 
 
