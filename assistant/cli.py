@@ -50,9 +50,11 @@ def _print_answer(result: object) -> None:
     if result.standalone_question != result.question:
         console.print(f"[dim]Question comprise : {escape(result.standalone_question)}[/]")
     console.print(Markdown(result.answer))
-    if result.citations:
+    # the built-in composer's answer ends with its sources (« Pour aller plus loin »); an LLM's may not
+    listed = "Pour aller plus loin" in result.answer
+    if result.citations and not listed:
         console.print("[bold]Sources[/]")
-    for c in result.citations:
+    for c in [] if listed else result.citations:
         where = ", ".join(x for x in (c.section, f"p. {c.page}" if c.page else None) if x)
         mark = " [bold yellow](exemple fictif)[/]" if c.illustrative else ""
         console.print(f"[dim][{c.n}] {escape(c.source)}{' — ' + escape(where) if where else ''}[/]{mark}")

@@ -189,9 +189,13 @@ def compose(question: str, hits: list[Hit], idf: Callable[[str], float],
     for unit in units:
         lines.append(f"- {_clean(unit.text)} [{number[unit.hit_index]}]")
     lines += ["", "**Pour aller plus loin**", ""]
+    # two passages of the same section and page are one line: « - [1] [2] Titre (Étapes pour lancer) »
+    listed: dict[str, list[int]] = {}
     for i, hit in enumerate(used, start=1):
         meta = hit.chunk.metadata
         where = ", ".join(x for x in (meta.get("section"), f"p. {meta['page']}" if meta.get("page") else None) if x)
         mark = " — *exemple fictif*" if meta.get("illustrative") else ""
-        lines.append(f"- [{i}] {meta.get('title')}" + (f" ({where})" if where else "") + f", `{meta.get('source')}`{mark}")
+        listed.setdefault(f"{meta.get('title')}" + (f" ({where})" if where else "") + f", `{meta.get('source')}`{mark}",
+                          []).append(i)
+    lines += ["- " + " ".join(f"[{n}]" for n in numbers) + f" {entry}" for entry, numbers in listed.items()]
     return "\n".join(lines), used

@@ -332,3 +332,14 @@ def test_fake_llm_rewrites_follow_ups(index):
     result = answer("et la loi ?", history=["comment lancer un conseil citoyen ?"], index=index, chat_model=FakeChatModel(responses=reply))
     assert result.standalone_question == "Quelle loi crée les conseils citoyens ?"
     assert "21 février 2014" in result.answer
+
+
+def test_two_passages_of_one_section_share_a_reading_list_line():
+    first = _hit(0, "Le conseil citoyen du quartier se réunit chaque mois à la maison des associations.")
+    second = _hit(1, "Le conseil citoyen du quartier rend un avis écrit sur chaque projet de rénovation.")
+    second.chunk.metadata.update(source=first.chunk.metadata["source"], title=first.chunk.metadata["title"])
+    other = _hit(2, "Le conseil citoyen du quartier a un budget de fonctionnement de la ville.")
+    text, used = compose("le conseil citoyen du quartier", [first, second, other], lambda t: 1.0)
+    assert len(used) == 3  # three passages, three citation numbers
+    further = text.split("**Pour aller plus loin**")[1].strip().splitlines()
+    assert further == ["- [1] [2] Fiche 0 (En bref), `fiches-outils/f0.md`", "- [3] Fiche 2 (En bref), `fiches-outils/f2.md`"]

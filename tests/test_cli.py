@@ -32,7 +32,9 @@ def test_ingest_then_ask_json_lines(tmp_path):
     r = run(["ask", "--index", str(index), "--json"], tmp_path,
             stdin="quelle loi crée les conseils citoyens ?\nrecette du gâteau basque\n")
     r2 = run(["ask", "--index", str(index), "conseil citoyen co-animé avec le centre social"], tmp_path)
-    assert r2.returncode == 0 and "(exemple fictif)" in r2.stdout and "fiches-experiences/x.md" in r2.stdout
+    assert r2.returncode == 0 and "exemple fictif" in r2.stdout and "fiches-experiences/x.md" in r2.stdout
+    # the sources are listed once, under « Pour aller plus loin »
+    assert "Pour aller plus loin" in r2.stdout and "Sources" not in r2.stdout
     assert r.returncode == 0, r.stderr
     lines = [json.loads(line) for line in r.stdout.splitlines()]
     assert len(lines) == 2
