@@ -1,7 +1,8 @@
 """The built-in answer composer (no LLM, no network): passages -> short cited French answer.
 
-From the best passages it selects the sentences and list items that share the most (idf-weighted)
-terms with the question (never a question: « Faut-il un garant ? » states nothing; never an
+From the best passages it selects the sentences and list items that share the most terms with the
+question (each term weighs its idf, lowered when most of the passages contain it: the subject they
+all share tells less about which sentence answers than the aspect asked about) (never a question: « Faut-il un garant ? » states nothing; never an
 interviewer's turn: it frames the question, the interviewee answers it; never the
 « Contact » section of a fiche expérience unless the question asks for a contact), keeps them in their original order inside each passage (steps stay in
 order), drops near-repetitions, and writes Markdown: a lead sentence that only frames the answer,
@@ -20,6 +21,7 @@ Usage::
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +38,7 @@ FOCUS_BONUS = 1.0  # units of the passages added by assistant.focus
 FOCUS_QUOTED = 3  # added passages whose best unit is always quoted
 TOP_QUOTED = 2  # best-ranked retrieved passages whose best unit is always quoted
 MIN_UNIT_CHARS = 25
+LOCAL_WEIGHT = 1.0  # share of a term's weight that depends on how few of the passages contain it
 CONTACT_ASKED = re.compile(r"\b(contact\w*|joindre|interlocut\w*|référent\w*|qui (?:appeler|solliciter|écrire))\b", re.I)
 PROCEDURAL = re.compile(r"\b(comment|étapes?|lancer|monter|créer|mettre en place|démarrer|organiser|faire)\b", re.I)
 LIST_MARK = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
@@ -107,6 +110,7 @@ def select_units(question: str, hits: list[Hit], idf: Callable[[str], float],
     q_terms = set(analyse(question))
     if not q_terms:
         return []
+    weight = _local_weights(q_terms, hits, idf)
     procedural = bool(PROCEDURAL.search(question))
     candidates: list[Unit] = []
     contact_asked = bool(CONTACT_ASKED.search(question))
@@ -119,8 +123,8 @@ def select_units(question: str, hits: list[Hit], idf: Callable[[str], float],
         interviewer = str(speakers[0]) if hit.chunk.metadata.get("doc_type") == "entretien" and speakers else None
         for position, (text, is_step) in enumerate(units_of(hit.chunk.text, interviewer)):
             terms = set(analyse(text))
-            overlap = sum(idf(t) for t in q_terms & terms)
-            context = 0.5 * sum(idf(t) for t in q_terms & section_terms)  # the section matches the question
+            overlap = sum(weight[t] for t in q_terms & terms)
+            context = 0.5 * sum(weight[t] for t in q_terms & section_terms)  # the section matches the question
             step_bonus = 1.0 if procedural and (is_step or "étape" in section) else 0.0
             bonus = step_bonus + (FOCUS_BONUS if hit.chunk.id in focus else 0.0)
             score = (overlap + context) * (1.0 / (1 + RANK_DECAY * h_index)) + bonus
@@ -161,6 +165,22 @@ def select_units(question: str, hits: list[Hit], idf: Callable[[str], float],
                 chosen.append(unit)
     order = {h: i for i, h in enumerate(sources)}
     return sorted(chosen, key=lambda u: (order[u.hit_index], u.position))
+
+
+def _local_weights(q_terms: set[str], hits: list[Hit], idf: Callable[[str], float]) -> dict[str, float]:
+    """idf of each question term, lowered when most of the passages contain it: in « qui finance un
+    tiers-lieu ? » every passage speaks of the tiers-lieu, the sentence to quote is the one about
+    funding."""
+    if LOCAL_WEIGHT <= 0 or len(hits) < 2:
+        return {t: idf(t) for t in q_terms}
+    texts = [set(analyse(h.chunk.text)) for h in hits]
+    n = len(texts)
+    out: dict[str, float] = {}
+    for t in q_terms:
+        df = max(1, sum(t in x for x in texts))
+        local = math.log(1 + n / df) / math.log(1 + n)
+        out[t] = idf(t) * ((1 - LOCAL_WEIGHT) + LOCAL_WEIGHT * local)
+    return out
 
 
 def _similar(a: set[str], b: set[str]) -> bool:

@@ -9,7 +9,7 @@ import pytest
 from conftest import build_index
 
 from assistant.answer import answer, is_injection
-from assistant.compose import compose
+from assistant.compose import compose, select_units
 from assistant.conversation import is_follow_up, standalone_question, topic_of
 from assistant.retrieve import expand_query, matches, rrf
 from assistant.types import Chunk, Hit
@@ -343,3 +343,14 @@ def test_two_passages_of_one_section_share_a_reading_list_line():
     assert len(used) == 3  # three passages, three citation numbers
     further = text.split("**Pour aller plus loin**")[1].strip().splitlines()
     assert further == ["- [1] [2] Fiche 0 (En bref), `fiches-outils/f0.md`", "- [3] Fiche 2 (En bref), `fiches-outils/f2.md`"]
+
+
+def test_the_asked_aspect_outweighs_the_subject_every_passage_shares():
+    # every passage speaks of the tiers-lieu: what the question asks is who funds it
+    hits = [_hit(0, "Un tiers-lieu sans personne pour l'animer s'essouffle vite.\n"
+                    "Les financements possibles combinent collectivités, État et fondations."),
+            _hit(1, "Créer un tiers-lieu clé en main décidé d'en haut, sans collectif porteur."),
+            _hit(2, "Attendre d'un tiers-lieu qu'il règle à lui seul la revitalisation d'un bourg."),
+            _hit(3, "Confondre tiers-lieu et simple espace de coworking partagé.")]
+    units = {u.text[:20]: u.score for u in select_units("qui finance un tiers-lieu ?", hits, lambda t: 1.0)}
+    assert units["Les financements pos"] > units["Un tiers-lieu sans p"]
