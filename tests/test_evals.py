@@ -13,7 +13,7 @@ from conftest import build_index
 
 from assistant.cli import main
 from assistant.evals import metrics
-from assistant.evals.gate import TOLERANCE, compare_table, deltas, gate, markdown_table
+from assistant.evals.gate import TOLERANCE, compare_table, deltas, fr, gate, markdown_table
 from assistant.evals.goldsets import GoldSetError, gaps_to_yaml, load_set, parse_set
 from assistant.evals.jobs import EvalJob
 from assistant.evals.report import failures, render_html, write_report
@@ -223,7 +223,7 @@ def test_report_files_contain_figures_and_failures(good_report, tmp_path):
     page = write_report(report, tmp_path / "run", baseline=good_report).read_text(encoding="utf-8")
     data = json.loads((tmp_path / "run" / "report.json").read_text(encoding="utf-8"))
     assert {"meta", "overall", "by_doc_type", "by_kind", "records"} <= set(data)
-    assert f"{good_report['overall']['hit@3']:.3f}" in page and "précision des citations" in page
+    assert f"{good_report['overall']['hit@3']:.3f}".replace(".", ",") in page and "précision des citations" in page
     assert "<tr class='failure'>" in page and "refus à tort" in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script" not in page
     assert "<svg" in page and 'lang="fr"' in page and "http" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
@@ -236,9 +236,11 @@ def test_comparison_and_markdown_table(good_report):
     rows = {r["metric"]: r for r in deltas(good_report, worse)}
     assert rows["hit@3"]["delta"] == pytest.approx(-0.5) and rows["hit@3"]["better"] is False
     text = compare_table(good_report, worse)
-    assert "hit@3" in text and "-0.500" in text and "moins bien" in text
+    assert "hit@3" in text and "-0,500" in text and "moins bien" in text  # French decimal comma
     table = markdown_table([good_report, worse])
     assert table.splitlines()[0].startswith("| mode | hit@1 | hit@3") and "| hybride | " in table
+    row = table.splitlines()[2].split(" | ")
+    assert row[2] == f"{good_report['overall']['hit@3']:.2f}".replace(".", ",") and "." not in table.split("\n", 2)[2]
 
 
 def test_gate_tolerance(good_report):
@@ -250,6 +252,12 @@ def test_gate_tolerance(good_report):
     worse = json.loads(json.dumps(good_report))
     worse["overall"]["false_refusals"] += TOLERANCE + 0.01
     assert [p.split(" :")[0] for p in gate(worse, good_report)] == ["faux refus"]
+    assert "tolérance 0,03" in gate(worse, good_report)[0]
+
+
+def test_numbers_are_written_the_french_way():
+    assert fr(0.93) == "0,930" and fr(0.014, sign=True) == "+0,014" and fr(81.4, 0) == "81"
+    assert fr(-0.5, 2, sign=True) == "-0,50"
 
 
 def test_degraded_configuration_fails_the_gate(tiny, good_report, monkeypatch, tmp_path, capsys):
@@ -339,7 +347,7 @@ def test_staff_service_runs_sets_uploads_and_turns_gaps_into_gold(tiny, tmp_path
     service.start_eval(None, upload)
     state = wait()
     assert state["error"] is None and state["total"] == 1 and "uploads" in state["set"]
-    assert "hit@3 1.000" in state["summary"]
+    assert "hit@3 1,000" in state["summary"]
     service.ask("Quelle est la recette du cassoulet ?", channel="ui")
     added, path = service.gaps_to_gold()
     assert added == 1 and path == service.evals_dir / "parts" / "lacunes.yaml"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.errors import AssistantError
-from assistant.evals.gate import compare_table, find_previous, gate, load_report, markdown_table, same_set
+from assistant.evals.gate import compare_table, find_previous, fr, gate, load_report, markdown_table, same_set
 from assistant.evals.goldsets import load_set
 from assistant.evals.report import write_compare, write_report
 from assistant.evals.runner import CONFIGS, run_eval
@@ -70,9 +70,9 @@ def _one(args: argparse.Namespace, index: Any, entries: list[dict[str, Any]], co
     previous = find_previous(REPORTS_DIR, report, exclude=out)
     page = write_report(report, out, previous=previous, baseline=baseline)
     o = report["overall"]
-    print(f"{report['meta']['config_label']} : hit@3 {o['hit@3']:.3f} · faits clés {o['key_facts']:.3f} · "
-          f"précision citations {o['citation_precision'] or 0:.3f} · rappel refus {o['refusal_recall']:.3f} · "
-          f"faux refus {o['false_refusals']:.3f} · latence p50 {o['latency_p50_ms']:.0f} ms")
+    print(f"{report['meta']['config_label']} : hit@3 {fr(o['hit@3'])} · faits clés {fr(o['key_facts'])} · "
+          f"précision citations {fr(o['citation_precision'] or 0)} · rappel refus {fr(o['refusal_recall'])} · "
+          f"faux refus {fr(o['false_refusals'])} · latence p50 {fr(o['latency_p50_ms'], 0)} ms")
     print(f"Rapport : {page}")
     return report
 

@@ -51,8 +51,8 @@ def gate(report: dict[str, Any], baseline: dict[str, Any], tolerance: float = TO
             continue
         worse = new - old if key in LOWER_IS_BETTER else old - new
         if worse > tolerance + 1e-9:
-            problems.append(f"{LABELS[key]} : {old:.3f} → {new:.3f} (écart {abs(new - old):.3f} > tolérance "
-                            f"{tolerance:.2f})")
+            problems.append(f"{LABELS[key]} : {fr(old)} → {fr(new)} (écart {fr(abs(new - old))} > tolérance "
+                            f"{fr(tolerance, 2)})")
     return problems
 
 
@@ -68,10 +68,17 @@ def deltas(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def fr(value: float, digits: int = 3, sign: bool = False) -> str:
+    """A number written the French way, with a decimal comma: ``fr(0.93) == "0,930"``,
+    ``fr(0.014, sign=True) == "+0,014"``."""
+    return format(value, f"{'+' if sign else ''}.{digits}f").replace(".", ",")
+
+
 def fmt(value: float | None, key: str = "") -> str:
+    """A metric for display: latencies in whole milliseconds, rates with three decimals."""
     if value is None:
         return "—"
-    return f"{value:.0f}" if key.startswith("latency") else f"{value:.3f}"
+    return fr(value, 0) if key.startswith("latency") else fr(value)
 
 
 def compare_table(a: dict[str, Any], b: dict[str, Any]) -> str:
@@ -84,12 +91,11 @@ def compare_table(a: dict[str, Any], b: dict[str, Any]) -> str:
     lines.append(f"{'indicateur':<{width}}{'A':>9}{'B':>9}{'écart':>9}")
     for r in deltas(a, b):
         mark = "" if r["better"] is None else ("  mieux" if r["better"] else "  moins bien")
-        delta = "—" if r["delta"] is None else f"{r['delta']:+.3f}" if not r["metric"].startswith("latency") \
-            else f"{r['delta']:+.0f}"
+        delta = "—" if r["delta"] is None else fr(r["delta"], 0 if r["metric"].startswith("latency") else 3, sign=True)
         star = "*" if r["headline"] else " "
         lines.append(f"{star}{r['label']:<{width - 1}}{fmt(r['a'], r['metric']):>9}{fmt(r['b'], r['metric']):>9}"
                      f"{delta:>9}{mark}")
-    lines.append(f"* indicateur principal (porte de non-régression : tolérance {TOLERANCE:.2f})")
+    lines.append(f"* indicateur principal (porte de non-régression : tolérance {fr(TOLERANCE, 2)})")
     return "\n".join(lines)
 
 
@@ -116,7 +122,7 @@ def markdown_table(reports: list[dict[str, Any]]) -> str:
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in reports:
         o = r["overall"]
-        cells = [r["meta"]["config_label"]] + [f"{o[k]:.2f}" if o.get(k) is not None else "—" for k in (
+        cells = [r["meta"]["config_label"]] + [fr(o[k], 2) if o.get(k) is not None else "—" for k in (
             "hit@1", "hit@3", "hit@5", "mrr", "key_facts", "all_key_facts", "answer_coverage", "citation_precision",
             "refusal_precision", "refusal_recall", "false_refusals")]
         cells += [f"{o['latency_p50_ms']:.0f} ms", f"{o['latency_p95_ms']:.0f} ms"]

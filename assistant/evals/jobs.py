@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from assistant.evals.gate import find_previous, gate, load_report, same_set
+from assistant.evals.gate import find_previous, fr, gate, load_report, same_set
 
 
 class EvalJob:
@@ -56,8 +56,8 @@ class EvalJob:
             write_report(report, self.out_dir, previous=find_previous(self.reports_dir, report, self.out_dir),
                          baseline=baseline)
             o = report["overall"]
-            summary = (f"hit@3 {o['hit@3'] or 0:.3f} · faits clés {o['key_facts'] or 0:.3f} · rappel refus "
-                       f"{o['refusal_recall']:.3f} · faux refus {o['false_refusals']:.3f}")
+            summary = (f"hit@3 {fr(o['hit@3'] or 0)} · faits clés {fr(o['key_facts'] or 0)} · rappel refus "
+                       f"{fr(o['refusal_recall'])} · faux refus {fr(o['false_refusals'])}")
             if baseline is not None and same_set(report, baseline):
                 problems = gate(report, baseline)
                 summary += " · porte : " + ("réussie" if not problems else "ÉCHEC (" + " ; ".join(problems) + ")")

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from assistant.evals.gate import HEADLINE, LABELS, TOLERANCE, deltas, fmt, gate, same_set
+from assistant.evals.gate import HEADLINE, LABELS, TOLERANCE, deltas, fmt, fr, gate, same_set
 
 COLORS = ("#1d4ed8", "#9ca3af", "#b45309")
 SHORT = {"hit@3": "hit@3", "key_facts": "faits cités", "refusal_recall": "rappel refus", "false_refusals": "faux refus",
@@ -53,7 +53,7 @@ def svg_bars(groups: list[str], series: list[tuple[str, list[float | None]]], ti
     for tick in (0, 0.25, 0.5, 0.75, 1.0):
         y = top + plot_h * (1 - tick)
         parts.append(f'<line x1="{left}" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e7eb"/>'
-                     f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end">{tick * maximum:.2g}</text>')
+                     f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end">{format(tick * maximum, ".2g").replace(".", ",")}</text>')
     for g, name in enumerate(groups):
         x0 = left + g * group_w + group_w * 0.1
         for s, (_, values) in enumerate(series):
@@ -64,7 +64,7 @@ def svg_bars(groups: list[str], series: list[tuple[str, list[float | None]]], ti
             x = x0 + s * bar_w
             parts.append(f'<rect x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{bar_w - 2:.1f}" height="{h:.1f}" '
                          f'fill="{COLORS[s % len(COLORS)]}"><title>{esc(series[s][0])} — {esc(name)} : '
-                         f'{value:.3f}</title></rect>')
+                         f'{fr(value)}</title></rect>')
         parts.append(f'<text x="{x0 + group_w * 0.4:.1f}" y="{height - bottom + 16}" text-anchor="middle">'
                      f'{esc(name[:18])}</text>')
     for s, (label, _) in enumerate(series):
@@ -184,7 +184,7 @@ def render_html(report: dict[str, Any], previous: dict[str, Any] | None = None,
     if baseline is not None:
         problems = gate(report, baseline)
         verdict = ("<p class='ok'>Porte de non-régression : réussie (aucun indicateur principal ne recule de plus de "
-                   f"{TOLERANCE:.2f} par rapport à la référence).</p>" if not problems else
+                   f"{fr(TOLERANCE, 2)} par rapport à la référence).</p>" if not problems else
                    "<p class='ko'>Porte de non-régression : ÉCHEC — " + esc(" ; ".join(problems)) + "</p>")
     series = [("ce passage", [o.get(k) for k in (*HEADLINE, "mrr", "answer_coverage")])]
     for label, other in (("passage précédent", previous), ("référence", baseline)):
@@ -245,7 +245,7 @@ def write_compare(a: dict[str, Any], b: dict[str, Any], path: Path) -> Path:
         f"<tr><td>{'<strong>' if r['headline'] else ''}{esc(r['label'])}{'</strong>' if r['headline'] else ''}</td>"
         f"<td class='n'>{fmt(r['a'], r['metric'])}</td><td class='n'>{fmt(r['b'], r['metric'])}</td>"
         f"<td class='n {'' if r['better'] is None else 'ok' if r['better'] else 'ko'}'>"
-        f"{'—' if r['delta'] is None else format(r['delta'], '+.3f')}</td></tr>" for r in rows)
+        f"{'—' if r['delta'] is None else fr(r['delta'], 0 if r['metric'].startswith('latency') else 3, sign=True)}</td></tr>" for r in rows)
     head = [r for r in rows if r["headline"]]
     chart = svg_bars([SHORT[r["metric"]] for r in head], [("A", [r["a"] for r in head]),
                                                                     ("B", [r["b"] for r in head])], "A et B")
