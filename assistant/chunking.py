@@ -28,7 +28,9 @@ from assistant.loaders import HEADING, TURN, nest_heading, turn_label
 from assistant.tokens import count_tokens
 from assistant.types import Chunk, Document
 
-SENTENCE_END = re.compile(r"(?<=[.!?…;])\s+(?=[«\"(\[A-ZÀ-ÖØ-Ý0-9-])|(?<=[.!?…]»)\s+")
+# no cut after an initial or an abbreviation: « article L. 5211-10-1 », « M. Dupont », « art. 7 »
+SENTENCE_END = re.compile(r"(?<![\s(\[][A-ZÀ-ÖØ-Ý]\.)(?<!\bart\.)(?<!\bcf\.)(?<!\bp\.)"
+                          r"(?:(?<=[.!?…;])\s+(?=[«\"(\[A-ZÀ-ÖØ-Ý0-9-])|(?<=[.!?…]»)\s+)")
 LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 
 

@@ -46,7 +46,7 @@ MANIFEST_FILE = "manifest.sqlite"
 LEXICAL_FILE = "lexical.pkl"
 GROUP_CHUNKS = 128
 # Bump when loaders or chunking change what a file turns into: the next ingest then rebuilds all.
-PIPELINE_VERSION = "5"  # PDF sections carried across pages, transcript passages named by their question
+PIPELINE_VERSION = "6"  # 5: PDF sections across pages, transcripts named by their question; 6: no cut after « L. »
 
 
 @dataclass

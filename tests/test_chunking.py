@@ -87,3 +87,10 @@ def test_a_page_continuing_a_section_keeps_its_path():
                doc_type="rapport", page=5, heading_path=[(2, "4. État des lieux"), (3, "4.2 Trois profils")])
     sections = [c.metadata["section"] for c in chunk_document(page)]
     assert sections == ["4. État des lieux > 4.2 Trois profils", "5. Pistes"]
+
+
+def test_no_sentence_cut_after_an_initial_or_an_abbreviation():
+    text = ("Le conseil est obligatoire (article L. 5211-10-1 du CGCT). M. Durand préside. "
+            "Voir art. 7 et cf. p. 12. La suite vient.")
+    assert split_sentences(text) == ["Le conseil est obligatoire (article L. 5211-10-1 du CGCT).",
+                                     "M. Durand préside.", "Voir art. 7 et cf. p. 12.", "La suite vient."]
