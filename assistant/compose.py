@@ -2,11 +2,13 @@
 
 From the best passages it selects the sentences and list items that share the most terms with the
 question (each term weighs its idf, lowered when most of the passages contain it: the subject they
-all share tells less about which sentence answers than the aspect asked about) (never a question: « Faut-il un garant ? » states nothing; never an
-interviewer's turn: it frames the question, the interviewee answers it; never the
-« Contact » section of a fiche expérience unless the question asks for a contact), keeps them in their original order inside each passage (steps stay in
-order), drops near-repetitions, and writes Markdown: a lead sentence that only frames the answer,
-points that each end with their citation ``[n]``, then « Pour aller plus loin » with the sources.
+all share tells less about which sentence answers than the aspect asked about). Never quoted: a
+question (« Faut-il un garant ? » states nothing); an interviewer's turn (it frames the question,
+the interviewee answers it); the « Contact » section of a fiche expérience unless the question asks
+for a contact; a fiche's « Pour aller plus loin » reading list unless the question asks for
+resources. It keeps the units in their original order inside each passage (steps stay in order),
+drops near-repetitions, and writes Markdown: a lead sentence that only frames the answer, points
+that each end with their citation ``[n]``, then « Pour aller plus loin » with the sources.
 Every point is a sentence (possibly trimmed of a list marker) taken verbatim from the cited passage:
 the composer never states anything that is not in a cited passage. The passages that
 ``assistant.focus`` added (the section the question asks about, the continuation of a passage) get a
@@ -40,6 +42,7 @@ TOP_QUOTED = 2  # best-ranked retrieved passages whose best unit is always quote
 MIN_UNIT_CHARS = 25
 LOCAL_WEIGHT = 1.0  # share of a term's weight that depends on how few of the passages contain it
 CONTACT_ASKED = re.compile(r"\b(contact\w*|joindre|interlocut\w*|référent\w*|qui (?:appeler|solliciter|écrire))\b", re.I)
+READING_ASKED = re.compile(r"\b(ressources?|lire|lectures?|guides?|documentation|références?|bibliographie|en savoir plus|plus loin)\b", re.I)
 PROCEDURAL = re.compile(r"\b(comment|étapes?|lancer|monter|créer|mettre en place|démarrer|organiser|faire)\b", re.I)
 LIST_MARK = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 SPEAKER = re.compile(r"^\*\*([^*]+)\*\*\s*:\s*")
@@ -114,10 +117,13 @@ def select_units(question: str, hits: list[Hit], idf: Callable[[str], float],
     procedural = bool(PROCEDURAL.search(question))
     candidates: list[Unit] = []
     contact_asked = bool(CONTACT_ASKED.search(question))
+    reading_asked = bool(READING_ASKED.search(question))
     for h_index, hit in enumerate(hits):
         section = (hit.chunk.metadata.get("section") or "").lower()
         if section == "contact" and not contact_asked:
             continue  # « Chargée de mission … (fictive) » answers nothing unless a contact is asked for
+        if section == "pour aller plus loin" and not reading_asked:
+            continue  # a reading list, quoted only when the question asks for texts or resources
         section_terms = set(analyse(section)) | set(analyse(str(hit.chunk.metadata.get("title", ""))))
         speakers = hit.chunk.metadata.get("speakers") or []
         interviewer = str(speakers[0]) if hit.chunk.metadata.get("doc_type") == "entretien" and speakers else None

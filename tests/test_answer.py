@@ -354,3 +354,13 @@ def test_the_asked_aspect_outweighs_the_subject_every_passage_shares():
             _hit(3, "Confondre tiers-lieu et simple espace de coworking partagé.")]
     units = {u.text[:20]: u.score for u in select_units("qui finance un tiers-lieu ?", hits, lambda t: 1.0)}
     assert units["Les financements pos"] > units["Un tiers-lieu sans p"]
+
+
+def test_a_reading_list_is_quoted_only_when_resources_are_asked_for():
+    reading = _hit(0, "- La fiche outil du centre de ressources sur le conseil citoyen du quartier.")
+    reading.chunk.metadata["section"] = "Pour aller plus loin"
+    fact = _hit(1, "Le conseil citoyen du quartier se réunit chaque mois à la maison des associations.")
+    text, used = compose("le conseil citoyen du quartier", [reading, fact], lambda t: 1.0)
+    assert [h.chunk.id for h in used] == ["c1"] and "La fiche outil" not in text
+    text, used = compose("des ressources à lire sur le conseil citoyen du quartier ?", [reading, fact], lambda t: 1.0)
+    assert "c0" in {h.chunk.id for h in used} and "La fiche outil" in text
