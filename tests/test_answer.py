@@ -190,14 +190,24 @@ def test_questions_are_never_quoted_as_points():
     assert [h.chunk.id for h in used] == ["c0"]
 
 
-def test_a_contact_is_quoted_only_when_a_contact_is_asked_for():
-    contact = _hit(0, "Chargée de mission participation de la communauté de communes du Plateau (fictive).")
-    contact.chunk.metadata["section"] = "Contact"
-    done = _hit(1, "La communauté de communes du Plateau a réuni un conseil de développement de quarante membres.")
-    text, used = compose("conseil de développement de la communauté de communes", [contact, done], lambda t: 1.0)
-    assert [h.chunk.id for h in used] == ["c1"] and "Chargée de mission" not in text
-    text, used = compose("qui contacter à la communauté de communes du Plateau ?", [contact, done], lambda t: 1.0)
-    assert "c0" in {h.chunk.id for h in used} and "Chargée de mission" in text
+@pytest.mark.parametrize("section, aside, fact, plain, asking", [
+    # a « Contact » line (« Chargée de mission … (fictive) ») answers nothing unless a contact is asked for
+    ("Contact", "Chargée de mission participation de la communauté de communes du Plateau (fictive).",
+     "La communauté de communes du Plateau a réuni un conseil de développement de quarante membres.",
+     "conseil de développement de la communauté de communes", "qui contacter à la communauté de communes du Plateau ?"),
+    # a fiche's reading list is quoted only when resources are asked for
+    ("Pour aller plus loin", "- La fiche outil du centre de ressources sur le conseil citoyen du quartier.",
+     "Le conseil citoyen du quartier se réunit chaque mois à la maison des associations.",
+     "le conseil citoyen du quartier", "des ressources à lire sur le conseil citoyen du quartier ?"),
+])
+def test_some_sections_are_quoted_only_when_asked_for(section, aside, fact, plain, asking):
+    first = _hit(0, aside)
+    first.chunk.metadata["section"] = section
+    start = aside.removeprefix("- ")[:15]
+    text, used = compose(plain, [first, _hit(1, fact)], lambda t: 1.0)
+    assert [h.chunk.id for h in used] == ["c1"] and start not in text
+    text, used = compose(asking, [first, _hit(1, fact)], lambda t: 1.0)
+    assert "c0" in {h.chunk.id for h in used} and start in text
 
 
 def test_interview_points_drop_the_chunkers_continuation_mark_and_bare_replies():
@@ -354,13 +364,3 @@ def test_the_asked_aspect_outweighs_the_subject_every_passage_shares():
             _hit(3, "Confondre tiers-lieu et simple espace de coworking partagé.")]
     units = {u.text[:20]: u.score for u in select_units("qui finance un tiers-lieu ?", hits, lambda t: 1.0)}
     assert units["Les financements pos"] > units["Un tiers-lieu sans p"]
-
-
-def test_a_reading_list_is_quoted_only_when_resources_are_asked_for():
-    reading = _hit(0, "- La fiche outil du centre de ressources sur le conseil citoyen du quartier.")
-    reading.chunk.metadata["section"] = "Pour aller plus loin"
-    fact = _hit(1, "Le conseil citoyen du quartier se réunit chaque mois à la maison des associations.")
-    text, used = compose("le conseil citoyen du quartier", [reading, fact], lambda t: 1.0)
-    assert [h.chunk.id for h in used] == ["c1"] and "La fiche outil" not in text
-    text, used = compose("des ressources à lire sur le conseil citoyen du quartier ?", [reading, fact], lambda t: 1.0)
-    assert "c0" in {h.chunk.id for h in used} and "La fiche outil" in text
