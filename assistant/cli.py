@@ -51,13 +51,12 @@ def _print_answer(result: object) -> None:
         console.print(f"[dim]Question comprise : {escape(result.standalone_question)}[/]")
     console.print(Markdown(result.answer))
     # the built-in composer's answer ends with its sources (« Pour aller plus loin »); an LLM's may not
-    listed = "Pour aller plus loin" in result.answer
-    if result.citations and not listed:
+    if result.citations and "Pour aller plus loin" not in result.answer:
         console.print("[bold]Sources[/]")
-    for c in [] if listed else result.citations:
-        where = ", ".join(x for x in (c.section, f"p. {c.page}" if c.page else None) if x)
-        mark = " [bold yellow](exemple fictif)[/]" if c.illustrative else ""
-        console.print(f"[dim][{c.n}] {escape(c.source)}{' — ' + escape(where) if where else ''}[/]{mark}")
+        for c in result.citations:
+            where = ", ".join(x for x in (c.section, f"p. {c.page}" if c.page else None) if x)
+            mark = " [bold yellow](exemple fictif)[/]" if c.illustrative else ""
+            console.print(f"[dim][{c.n}] {escape(c.source)}{' — ' + escape(where) if where else ''}[/]{mark}")
     if result.experiences:
         console.print("[bold]Expériences d'autres territoires[/]")
     for e in result.experiences:

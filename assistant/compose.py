@@ -28,7 +28,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from assistant.chunking import split_sentences
+from assistant.chunking import LIST_ITEM, split_sentences
 from assistant.loaders import TURN, turn_label
 from assistant.store.lexical import analyse
 from assistant.types import Hit
@@ -44,7 +44,6 @@ LOCAL_WEIGHT = 1.0  # share of a term's weight that depends on how few of the pa
 CONTACT_ASKED = re.compile(r"\b(contact\w*|joindre|interlocut\w*|référent\w*|qui (?:appeler|solliciter|écrire))\b", re.I)
 READING_ASKED = re.compile(r"\b(ressources?|lire|lectures?|guides?|documentation|références?|bibliographie|en savoir plus|plus loin)\b", re.I)
 PROCEDURAL = re.compile(r"\b(comment|étapes?|lancer|monter|créer|mettre en place|démarrer|organiser|faire)\b", re.I)
-LIST_MARK = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 SPEAKER = re.compile(r"^\*\*([^*]+)\*\*\s*:\s*")
 CONTINUED_TURN = re.compile(r"^([^:\n]{1,40}?) \(suite\) : ")
 LETTER_LABEL = re.compile(r"^[A-Z] : (?=\S)")
@@ -77,9 +76,9 @@ def units_of(text: str, interviewer: str | None = None) -> list[tuple[str, bool]
             speaker = turn_label(turn).removesuffix(" (suite)").strip()
         if interviewer and speaker == interviewer:
             continue
-        if LIST_MARK.match(line):
+        if LIST_ITEM.match(line):
             is_step = bool(re.match(r"^\s*\d+[.)]", line))
-            out.append((LIST_MARK.sub("", line).strip(), is_step))
+            out.append((LIST_ITEM.sub("", line).strip(), is_step))
             continue
         for sentence in split_sentences(line):
             out.append((sentence.strip(), False))

@@ -85,12 +85,6 @@ def chroma_where(filters: dict[str, Any]) -> dict[str, Any] | None:
 
 def expand_query(question: str, glossary: dict[str, str]) -> str:
     """Add the expansion of each acronym found, and the acronym of each expansion found."""
-    extra = expansions(question, glossary)
-    return question if not extra else question + " (" + " ; ".join(extra) + ")"
-
-
-def expansions(question: str, glossary: dict[str, str]) -> list[str]:
-    """The glossary's other form of each acronym or spelled-out term found in the question."""
     extra: list[str] = []
     plain = strip_accents(question.lower())
     for acronym, expansion in glossary.items():
@@ -98,7 +92,7 @@ def expansions(question: str, glossary: dict[str, str]) -> list[str]:
             extra.append(expansion)
         elif strip_accents(expansion.lower()) in plain:
             extra.append(acronym)
-    return extra
+    return question if not extra else question + " (" + " ; ".join(extra) + ")"
 
 
 @dataclass
@@ -200,9 +194,9 @@ class Index:
             allowed = {i for i, m in self.metadata.items() if matches(m, filters)} if filters else None
             # the expansion's own terms weigh less than the question's: « marche exploratoire dans
             # notre QPV » is about the marche, not about the QPV's definition
-            own = set(analyse(question))
-            boost = {t: EXPANSION_WEIGHT for t in analyse(query) if t not in own}
-            lexical = self.lexical.search(analyse(query), pool, allowed=allowed, boost=boost)
+            terms, own = analyse(query), set(analyse(question))
+            boost = {t: EXPANSION_WEIGHT for t in terms if t not in own}
+            lexical = self.lexical.search(terms, pool, allowed=allowed, boost=boost)
         fused = rrf([[i for i, _ in dense], [i for i, _ in lexical]])
         dense_score = dict(dense)
         dense_rank = {i: r for r, (i, _) in enumerate(dense, start=1)}

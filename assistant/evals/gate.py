@@ -81,6 +81,13 @@ def fmt(value: float | None, key: str = "") -> str:
     return fr(value, 0) if key.startswith("latency") else fr(value)
 
 
+def fmt_delta(value: float | None, key: str = "") -> str:
+    """A signed difference of a metric, written as ``fmt`` writes the metric: « +0,014 », « -3 »."""
+    if value is None:
+        return "—"
+    return fr(value, 0 if key.startswith("latency") else 3, sign=True)
+
+
 def compare_table(a: dict[str, Any], b: dict[str, Any]) -> str:
     """A plain-text table of the deltas from A to B, in French."""
     lines = [f"A : {a['meta'].get('config_label')} — {a['meta'].get('started')} — {a['meta'].get('set')}",
@@ -91,7 +98,7 @@ def compare_table(a: dict[str, Any], b: dict[str, Any]) -> str:
     lines.append(f"{'indicateur':<{width}}{'A':>9}{'B':>9}{'écart':>9}")
     for r in deltas(a, b):
         mark = "" if r["better"] is None else ("  mieux" if r["better"] else "  moins bien")
-        delta = "—" if r["delta"] is None else fr(r["delta"], 0 if r["metric"].startswith("latency") else 3, sign=True)
+        delta = fmt_delta(r["delta"], r["metric"])
         star = "*" if r["headline"] else " "
         lines.append(f"{star}{r['label']:<{width - 1}}{fmt(r['a'], r['metric']):>9}{fmt(r['b'], r['metric']):>9}"
                      f"{delta:>9}{mark}")

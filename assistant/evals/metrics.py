@@ -18,11 +18,11 @@ import statistics
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from assistant.chunking import LIST_ITEM
 from assistant.citations import MARKER, SUPPORT_THRESHOLD, markers, support_share
 from assistant.store.lexical import analyse, strip_accents
 
 SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?!\[)")
-LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 FURTHER = re.compile(r"^\W*pour aller plus loin\W*$", re.I)
 
 

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from assistant.evals.gate import HEADLINE, LABELS, TOLERANCE, deltas, fmt, fr, gate, same_set
+from assistant.evals.gate import HEADLINE, LABELS, TOLERANCE, deltas, fmt, fmt_delta, fr, gate, same_set
 
 COLORS = ("#1d4ed8", "#9ca3af", "#b45309")
 SHORT = {"hit@3": "hit@3", "key_facts": "faits cités", "refusal_recall": "rappel refus", "false_refusals": "faux refus",
@@ -245,7 +245,7 @@ def write_compare(a: dict[str, Any], b: dict[str, Any], path: Path) -> Path:
         f"<tr><td>{'<strong>' if r['headline'] else ''}{esc(r['label'])}{'</strong>' if r['headline'] else ''}</td>"
         f"<td class='n'>{fmt(r['a'], r['metric'])}</td><td class='n'>{fmt(r['b'], r['metric'])}</td>"
         f"<td class='n {'' if r['better'] is None else 'ok' if r['better'] else 'ko'}'>"
-        f"{'—' if r['delta'] is None else fr(r['delta'], 0 if r['metric'].startswith('latency') else 3, sign=True)}</td></tr>" for r in rows)
+        f"{fmt_delta(r['delta'], r['metric'])}</td></tr>" for r in rows)
     head = [r for r in rows if r["headline"]]
     chart = svg_bars([SHORT[r["metric"]] for r in head], [("A", [r["a"] for r in head]),
                                                                     ("B", [r["b"] for r in head])], "A et B")
