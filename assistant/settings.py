@@ -73,6 +73,15 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(20, ge=0, le=100000, description="par client ; 0 = sans limite")
     max_question_chars: int = Field(500, ge=10, le=20000)
     feedback_db: Path | None = Field(None, description="vide = index_dir/feedback.sqlite")
+    # bounded requests and proxies (SECURITY.md)
+    max_body_kb: int = Field(64, ge=1, le=100000, description="corps JSON de /api/* et /staff/*")
+    max_upload_mb: float = Field(25.0, gt=0, le=2000, description="dépôt de fichier par l'interface")
+    max_history_turns: int = Field(20, ge=0, le=1000, description="questions d'historique acceptées")
+    body_timeout_s: float = Field(15.0, gt=0, le=600, description="délai pour recevoir le corps d'une requête")
+    keep_alive_s: int = Field(5, ge=1, le=600, description="connexion inactive fermée après")
+    max_connections: int = Field(100, ge=1, le=100000, description="connexions simultanées (au-delà : 503)")
+    forwarded_allow_ips: str = Field("", description="proxys de confiance pour X-Forwarded-For ; vide = aucun")
+    web_temp_dir: Path | None = Field(None, description="fichiers temporaires de l'interface ; vide = dossier privé")
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

@@ -29,6 +29,7 @@ from typing import Any
 from assistant.settings import Settings
 from assistant.store.lexical import strip_accents
 from assistant.types import Answer
+from assistant.web.security import csv_cell
 
 MAX_COMMENT_CHARS = 2000
 RATINGS = ("up", "down")
@@ -148,7 +149,6 @@ class FeedbackStore:
         writer = csv.DictWriter(out, fieldnames=fields)
         writer.writeheader()
         for row in self.feedback_rows(limit=100000):
-            # a cell starting with = + - @ would run as a formula in a spreadsheet
-            writer.writerow({k: "'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v
-                             for k, v in row.items()})
+            # a cell starting like a formula (= + - @ tab …) would run in a spreadsheet
+            writer.writerow({k: csv_cell(v) for k, v in row.items()})
         return out.getvalue()

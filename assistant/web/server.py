@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import hmac
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,15 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 from assistant.retrieve import Index  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
+from assistant.web.limits import RequestLimits  # noqa: E402
 from assistant.web.ratelimit import RATE_LIMIT_MESSAGE  # noqa: E402
+from assistant.web.security import (  # noqa: E402
+    CROSS_SITE_REFUSED,
+    LOGIN_LOCKED,
+    is_cross_site,
+    password_ok,
+    text_problem,
+)
 from assistant.web.service import QuestionError, Service  # noqa: E402
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -134,7 +142,7 @@ def create_app(settings: Settings, index: Index | None = None, with_ui: bool = T
             return _error(429, RATE_LIMIT_MESSAGE, {"Retry-After": str(service.limiter.retry_after(client))})
         try:
             result, answer_id = service.ask(body.get("question", ""), body.get("history"), body.get("filters"),
-                                            channel=str(body.get("channel") or "api")[:20])
+                                            channel=str(body.get("channel") or "api"))
         except QuestionError as exc:
             return _error(400, str(exc))
         return JSONResponse(dataclasses.asdict(result), headers={"X-Answer-Id": answer_id})
@@ -169,6 +177,9 @@ def create_app(settings: Settings, index: Index | None = None, with_ui: bool = T
 
     @app.get("/sources/{path:path}")
     def source(path: str) -> Response:
+        # only the files that ingestion indexed (not README.md, STATS.md, a file it skipped)
+        if text_problem(path, "l'adresse") or path not in service.indexed_sources():
+            return _error(404, "Document introuvable dans le corpus.")
         target = (corpus_root / path).resolve()
         if (not target.is_relative_to(corpus_root) or any(p.startswith(".") for p in Path(path).parts)
                 or target.suffix.lower() not in SOURCE_TYPES or not target.is_file()):
@@ -177,13 +188,21 @@ def create_app(settings: Settings, index: Index | None = None, with_ui: bool = T
         return FileResponse(target, media_type=SOURCE_TYPES[target.suffix.lower()], filename=target.name,
                             content_disposition_type="inline" if inline else "attachment")
 
-    def staff_refusal(request: Request) -> Response | None:
-        """None when the request carries the staff password; else the French refusal to send."""
+    def staff_refusal(request: Request, changes: bool = False) -> Response | None:
+        """None when the request carries the staff password; else the French refusal to send.
+        ``changes``: the endpoint changes something, so a request from another site is refused."""
         if not settings.staff_password:
             return _error(404, "Espace équipe désactivé (réglage ASSISTANT_STAFF_PASSWORD vide).")
-        if not service.staff_limiter.allow(client_id(request)):
+        client = client_id(request)
+        if changes and is_cross_site(request.headers, request.headers.get("host", "")):
+            return _error(403, CROSS_SITE_REFUSED)
+        if not service.staff_limiter.allow(client):
             return _error(429, RATE_LIMIT_MESSAGE)
+        if service.login_throttle.locked(client):
+            return _error(429, LOGIN_LOCKED, {"Retry-After": "300"})
         if not staff_ok(request.headers.get("authorization", ""), settings.staff_password):
+            if request.headers.get("authorization"):
+                service.login_throttle.failed(client)
             return Response("Mot de passe de l'espace équipe requis.", status_code=401,
                             headers={"WWW-Authenticate": 'Basic realm="Espace equipe PQN-A", charset="UTF-8"'})
         return None
@@ -198,7 +217,7 @@ def create_app(settings: Settings, index: Index | None = None, with_ui: bool = T
 
     @app.post("/staff/reindex")
     def staff_reindex(request: Request) -> Response:
-        refusal = staff_refusal(request)
+        refusal = staff_refusal(request, changes=True)
         if refusal is not None:
             return refusal
         report = service.reindex()
@@ -211,6 +230,8 @@ def create_app(settings: Settings, index: Index | None = None, with_ui: bool = T
     app.add_middleware(CORSMiddleware, allow_origins=settings.allowed_origins, allow_methods=["GET", "POST"],
                        allow_headers=["Content-Type"], expose_headers=["X-Answer-Id"], max_age=600)
     app.add_middleware(SecurityHeaders, allowed_origins=settings.allowed_origins)
+    app.add_middleware(RequestLimits, api_bytes=settings.max_body_kb * 1024,
+                       upload_bytes=int(settings.max_upload_mb * 2**20), body_timeout_s=settings.body_timeout_s)
     return app
 
 
@@ -223,7 +244,7 @@ def staff_ok(authorization: str, password: str) -> bool:
         given = base64.b64decode(value).decode("utf-8").partition(":")[2]
     except ValueError:
         return False
-    return hmac.compare_digest(given.encode(), password.encode())
+    return password_ok(given, password)
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
@@ -238,4 +259,13 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
     app = create_app(settings)
     app.state.service.warm_up()
     print(f"Assistant disponible sur http://{host}:{port}/  (widget : /widget, lanceur : /embed.js)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    proxies = settings.forwarded_allow_ips.strip()
+    try:
+        # X-Forwarded-For is read only from the proxies named in ASSISTANT_FORWARDED_ALLOW_IPS
+        uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=bool(proxies),
+                    forwarded_allow_ips=proxies or None, timeout_keep_alive=settings.keep_alive_s,
+                    limit_concurrency=settings.max_connections, h11_max_incomplete_event_size=16 * 1024)
+    finally:
+        temp = getattr(app.state, "web_temp_dir", None)
+        if temp is not None and not settings.web_temp_dir:
+            shutil.rmtree(temp, ignore_errors=True)  # the private folder this process made

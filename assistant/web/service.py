@@ -27,6 +27,7 @@ from assistant.settings import Settings
 from assistant.types import DOC_TYPES, ECHELLES, Answer
 from assistant.web.feedback import FeedbackStore, snapshot
 from assistant.web.ratelimit import RateLimiter
+from assistant.web.security import CHANNELS, LoginThrottle, StaffSessions, text_problem
 
 MAX_HISTORY = 5
 DOC_TYPE_LABELS = {"fiche_outil": "Fiche outil", "fiche_experience": "Fiche expérience", "entretien": "Entretien",
@@ -49,6 +50,8 @@ class Service:
         self.limiter = RateLimiter(settings.rate_limit_per_minute)
         self.feedback_limiter = RateLimiter(settings.rate_limit_per_minute * 3)
         self.staff_limiter = RateLimiter(10 if settings.rate_limit_per_minute else 0)
+        self.staff_sessions = StaffSessions()
+        self.login_throttle = LoginThrottle()  # failed staff logins, per client and in all
         self.settings_in_force = snapshot(settings)
         # answer() shares lazily loaded models and stores: one question at a time per process
         self._lock = threading.Lock()
@@ -72,6 +75,9 @@ class Service:
         if not isinstance(question, str):
             raise QuestionError("La question doit être un texte.")
         question = question.strip()
+        problem = text_problem(question)
+        if problem:
+            raise QuestionError(problem)
         limit = self.settings.max_question_chars
         if len(question) > limit:
             raise QuestionError(
@@ -81,6 +87,13 @@ class Service:
             history = []
         if not isinstance(history, list) or not all(isinstance(h, str) for h in history):
             raise QuestionError("L'historique doit être une liste de questions (textes).")
+        if len(history) > self.settings.max_history_turns:
+            raise QuestionError(f"Historique trop long ({len(history)} questions ; "
+                                f"{self.settings.max_history_turns} au maximum) : commencez une nouvelle conversation.")
+        for turn in history:
+            if len(turn) > limit or text_problem(turn, "l'historique"):
+                raise QuestionError(text_problem(turn, "l'historique")
+                                    or f"Une question de l'historique dépasse {limit} caractères.")
         history = [h.strip()[:limit] for h in history if h.strip()][-MAX_HISTORY:]
         if filters is None:
             filters = {}
@@ -92,7 +105,7 @@ class Service:
                 raise QuestionError(f"Filtre inconnu « {key} » : utilisez {', '.join(FILTER_KEYS)}.")
             if value in (None, ""):
                 continue
-            if not isinstance(value, str) or len(value) > 100:
+            if not isinstance(value, str) or len(value) > 100 or text_problem(value, "un filtre"):
                 raise QuestionError(f"Valeur invalide pour le filtre « {key} ».")
             clean[key] = value.strip()
         return question, history, clean
@@ -101,10 +114,21 @@ class Service:
             on_token: Callable[[str], None] | None = None) -> tuple[Answer, str]:
         """Check, answer (one at a time), record; returns the Answer and its id for feedback."""
         question, history, clean = self.check(question, history, filters)
+        if channel not in CHANNELS:
+            raise QuestionError(f"Canal inconnu « {channel[:20]} » : utilisez {', '.join(CHANNELS)}.")
         with self._lock:
             result = answer(question, history=history, filters=clean, index=self.index, on_token=on_token)
         answer_id = self.store.record_answer(result, channel=channel, filters=clean, settings=self.settings_in_force)
         return result, answer_id
+
+    def indexed_sources(self) -> frozenset[str]:
+        """The corpus files the index holds (the only ones ``/sources/`` serves)."""
+        index = self.index
+        cached = getattr(self, "_sources", None)
+        if cached is None or cached[0] is not index:
+            cached = (index, frozenset(str(m.get("source")) for m in index.metadata.values()))
+            self._sources = cached
+        return cached[1]
 
     def filter_choices(self) -> dict[str, list[tuple[str, str]]]:
         """(label, value) choices for the four filters, from the index's metadata."""

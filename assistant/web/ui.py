@@ -14,9 +14,13 @@ from __future__ import annotations
 import html
 import os
 import queue
+import secrets
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -26,6 +30,7 @@ import gradio as gr  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 
 from assistant.web.ratelimit import RATE_LIMIT_MESSAGE  # noqa: E402
+from assistant.web.security import LOGIN_LOCKED, STAFF_REFUSED, password_ok  # noqa: E402
 from assistant.web.service import QuestionError, Service  # noqa: E402
 
 EXAMPLES = [
@@ -98,6 +103,22 @@ def chat_text(result: Any) -> str:
     return text
 
 
+def text_messages(chat: Any) -> list[dict[str, str]]:
+    """The conversation as the client sent it, reduced to its text messages: a file or component
+    part (``{"path": "/etc/passwd"}``) is dropped, never sent back as a downloadable file."""
+    out: list[dict[str, str]] = []
+    for message in chat if isinstance(chat, list) else []:
+        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+            continue
+        content = message.get("content")
+        if isinstance(content, list):
+            parts = [p.get("text") if isinstance(p, dict) and p.get("type") == "text" else p for p in content]
+            content = "\n".join(p for p in parts if isinstance(p, str))
+        if isinstance(content, str) and content:
+            out.append({"role": message["role"], "content": content})
+    return out
+
+
 def _client(request: gr.Request | None) -> str:
     return request.client.host if request is not None and request.client else "ui"
 
@@ -111,6 +132,7 @@ def build_ui(service: Service) -> gr.Blocks:
                 echelle: str | None, departement: str | None, theme: str | None,
                 request: gr.Request) -> Iterator[tuple]:
         message = (message or "").strip()
+        chat = text_messages(chat)  # a file part sent by a client is never echoed (SECURITY.md)
         if not message:
             yield gr.update(), chat, history, ids, gr.update(), gr.update()
             return
@@ -228,11 +250,10 @@ def _staff_view(service: Service) -> None:
     if not service.settings.staff_password:
         gr.Markdown("Espace équipe désactivé : définissez `ASSISTANT_STAFF_PASSWORD` pour l'ouvrir.")
         return
-    import hmac
-
     password = gr.Textbox(label="Mot de passe de l'équipe", type="password")
     login = gr.Button("Ouvrir l'espace équipe")
     message = gr.Markdown()
+    token = gr.State("")  # the staff session, checked on the server by every staff handler
     with gr.Column(visible=False) as panel:
         summary = gr.Markdown()
         feedback = gr.Dataframe(headers=["Date", "Avis", "Commentaire", "Canal", "Question", "Statut", "Réponse"],
@@ -242,23 +263,44 @@ def _staff_view(service: Service) -> None:
         gr.Markdown("[Exporter les avis en CSV](staff/feedback.csv) (le navigateur demande le mot de passe ; "
                     "nom d'utilisateur libre).")
         refresh = gr.Button("Actualiser")
-        _eval_view(service)
+        _eval_view(service, token)
 
-    def open_staff(given: str, request: gr.Request) -> tuple:
-        if not service.staff_limiter.allow(_client(request)):
-            return RATE_LIMIT_MESSAGE, gr.update(visible=False), "", gr.update(), gr.update()
-        if not hmac.compare_digest((given or "").encode(), service.settings.staff_password.encode()):
-            return "Mot de passe incorrect.", gr.update(visible=False), "", gr.update(), gr.update()
+    def tables() -> tuple:
         counts = service.store.counts()
         rows = [[r["ts"], {"up": "👍 utile", "down": "👎 pas utile"}.get(r["rating"] or "", "—"), r["comment"] or "",
                  r["channel"], r["question"], r["status"], r["answer"][:300]] for r in service.store.feedback_rows()]
         lacunes = [[g["question"], g["count"], g["last"]] for g in service.store.gaps()]
         text = (f"{counts['answers']} réponses servies · {counts['up']} avis positifs · {counts['down']} avis négatifs "
                 f"· {len(lacunes)} lacunes du corpus")
-        return "", gr.update(visible=True), text, rows, lacunes
+        return text, rows, lacunes
 
-    for trigger in (login.click, refresh.click, password.submit):
-        trigger(open_staff, [password], [message, panel, summary, feedback, gaps], api_visibility="private")
+    def open_staff(given: str, request: gr.Request) -> tuple:
+        client = _client(request)
+        if service.login_throttle.locked(client):
+            return LOGIN_LOCKED, gr.update(visible=False), "", [], [], "", ""
+        if not password_ok(given, service.settings.staff_password):
+            service.login_throttle.failed(client)
+            return "Mot de passe incorrect.", gr.update(visible=False), "", [], [], "", ""
+        return ("", gr.update(visible=True), *tables(), service.staff_sessions.open(), "")
+
+    def refresh_staff(session: str) -> tuple:
+        if not service.staff_sessions.valid(session):
+            return STAFF_REFUSED, gr.update(visible=False), "", [], []
+        return ("", gr.update(visible=True), *tables())
+
+    outputs = [message, panel, summary, feedback, gaps]
+    for trigger in (login.click, password.submit):
+        trigger(open_staff, [password], [*outputs, token, password], api_visibility="private")
+    refresh.click(refresh_staff, [token], outputs, api_visibility="private")
+
+
+def downloadable(path: str | Path) -> str:
+    """A copy of a report in the UI's private folder: the only place Gradio serves files from."""
+    source = Path(path)
+    target = Path(tempfile.gettempdir()) / "telechargements" / secrets.token_hex(8) / source.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    return str(target)
 
 
 def eval_status_text(state: dict[str, Any] | None) -> str:
@@ -272,7 +314,7 @@ def eval_status_text(state: dict[str, Any] | None) -> str:
     return f"Évaluation terminée ({esc(state['set'])}) : {esc(state['summary'])}. Rapport ci-dessous."
 
 
-def _eval_view(service: Service) -> None:
+def _eval_view(service: Service, token: gr.State) -> None:
     """Pick or upload a question set, run it in the background, download the report; lacunes -> gold."""
     with gr.Accordion("Évaluations (qualité des réponses)", open=False):
         gr.Markdown("Lancez un jeu de questions de référence (`evals/gold/`) ou déposez le vôtre : CSV avec les "
@@ -291,36 +333,86 @@ def _eval_view(service: Service) -> None:
         gold_message = gr.Markdown()
         gold_file = gr.File(label="Questions à compléter", interactive=False)
 
-    def start(name: str | None, path: str | None) -> tuple:
+    def start(name: str | None, path: str | None, session: str) -> tuple:
         from pathlib import Path
 
+        if not service.staff_sessions.valid(session):
+            return STAFF_REFUSED, gr.Timer(active=False), None
         try:
             service.start_eval(name, Path(path) if path else None)
         except QuestionError as exc:
             return esc(str(exc)), gr.Timer(active=False), None
         return eval_status_text(service.eval_state()), gr.Timer(active=True), None
 
-    def poll() -> tuple:
+    def poll(session: str) -> tuple:
+        if not service.staff_sessions.valid(session):
+            return STAFF_REFUSED, gr.Timer(active=False), None
         state = service.eval_state()
         running = bool(state and state["running"])
-        reports = [state["html"], state["json"]] if state and state["html"] else None
+        reports = [downloadable(state["html"]), downloadable(state["json"])] if state and state["html"] else None
         return eval_status_text(state), gr.Timer(active=running), reports
 
-    def export_gaps() -> tuple:
+    def export_gaps(session: str) -> tuple:
+        if not service.staff_sessions.valid(session):
+            return STAFF_REFUSED, None
         added, path = service.gaps_to_gold()
         text = (f"{added} question(s) ajoutée(s) à `{esc(path)}` : complétez `expected_status`, `kind`, "
                 "`gold_sources` et `key_facts`, puis régénérez les jeux (`scripts/build_gold.py`).")
-        return text, str(path) if path.exists() else None
+        return text, downloadable(path) if path.exists() else None
 
-    run.click(start, [chosen, upload], [status, timer, files], api_visibility="private")
-    timer.tick(poll, None, [status, timer, files], api_visibility="private")
-    to_gold.click(export_gaps, None, [gold_message, gold_file], api_visibility="private")
+    run.click(start, [chosen, upload, token], [status, timer, files], api_visibility="private")
+    timer.tick(poll, [token], [status, timer, files], api_visibility="private")
+    to_gold.click(export_gaps, [token], [gold_message, gold_file], api_visibility="private")
+
+
+def private_temp_dir(settings: Any) -> Path:
+    """The folder of the UI's uploads and temporary files: ``ASSISTANT_WEB_TEMP_DIR`` or a new
+    private folder (mode 700). Gradio may serve files from it and from nowhere else."""
+    if settings.web_temp_dir:
+        path = Path(settings.web_temp_dir).resolve()
+        path.mkdir(parents=True, exist_ok=True)
+    else:
+        path = Path(tempfile.mkdtemp(prefix="assistant-web-")).resolve()
+    path.chmod(0o700)
+    return path
+
+
+def blocked_paths(settings: Any, temp: Path) -> list[str]:
+    """Folders Gradio must never read a file from, whatever a client sends: the project, the
+    corpus, the index, the models, the user's home and the system folders (SECURITY.md)."""
+    from assistant.settings import PROJECT_ROOT
+
+    candidates = [Path.cwd(), PROJECT_ROOT, settings.corpus_dir, settings.index_dir, settings.feedback_path.parent,
+                  settings.models_dir, Path.home(), *map(Path, ("/etc", "/proc", "/sys", "/dev", "/root", "/home",
+                                                             "/var", "/usr", "/boot", "/run", "/srv", "/opt"))]
+    out: list[str] = []
+    for path in candidates:
+        resolved = Path(path).resolve()
+        if temp.is_relative_to(resolved):
+            continue  # an ancestor of the private folder (the folders inside it stay blocked)
+        if str(resolved) not in out:
+            out.append(str(resolved))
+    return out
 
 
 def mount_ui(app: FastAPI, service: Service) -> FastAPI:
-    """Mount the Gradio UI at "/" (no analytics, no share link, no API page, no SSR/Node server)."""
+    """Mount the Gradio UI at "/" (no analytics, no share link, no API page, no SSR/Node server),
+    with Gradio's own file checks active: uploads and temporary files in a private folder, nothing
+    served from elsewhere, uploads limited to ``ASSISTANT_MAX_UPLOAD_MB`` (SECURITY.md)."""
+    settings = service.settings
+    temp = private_temp_dir(settings)
+    os.environ["GRADIO_TEMP_DIR"] = str(temp)
+    os.environ["GRADIO_EXAMPLES_CACHE"] = str(temp / "examples")
+    tempfile.tempdir = str(temp)  # Gradio also accepts files of the system temp folder: make it ours
+    app.state.web_temp_dir = temp
     demo = build_ui(service)
     demo.queue(default_concurrency_limit=8)
-    return gr.mount_gradio_app(app, demo, path="/", footer_links=[], run_history=False, ssr_mode=False,
-                               mcp_server=False, css=CSS, show_error=False,
-                               head='<meta name="description" content="Assistant du dialogue territorial (PQN-A)">')
+    mounted = gr.mount_gradio_app(app, demo, path="/", footer_links=[], run_history=False, ssr_mode=False,
+                                  mcp_server=False, css=CSS, show_error=False, allowed_paths=[],
+                                  blocked_paths=blocked_paths(settings, temp),
+                                  max_file_size=int(settings.max_upload_mb * 2**20),
+                                  head='<meta name="description" content="Assistant du dialogue territorial (PQN-A)">')
+    # gr.mount_gradio_app never marks the Blocks as launched, and Gradio skips its allowed-path
+    # checks until it is: without this line any server file could be read (SECURITY.md)
+    demo.has_launched = True
+    return mounted
