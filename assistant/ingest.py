@@ -117,6 +117,7 @@ def fingerprint(settings: Settings) -> dict[str, str]:
         "pipeline": PIPELINE_VERSION,
         "analyser": ANALYSER_VERSION,
         "embedding_model": settings.embedding_model,
+        "embedding_runtime": settings.embedding_runtime if settings.embedding_model != "fake" else "-",
         "chunk_tokens": str(settings.chunk_tokens),
         "chunk_overlap_tokens": str(settings.chunk_overlap_tokens),
         "vector_store": settings.chroma_url or "embedded",
@@ -125,7 +126,7 @@ def fingerprint(settings: Settings) -> dict[str, str]:
 
 
 def _describe_change(old: dict[str, str], new: dict[str, str]) -> str:
-    labels = {"embedding_model": "modèle d'embedding", "chunk_tokens": "taille des passages",
+    labels = {"embedding_model": "modèle d'embedding", "embedding_runtime": "exécution du modèle", "chunk_tokens": "taille des passages",
               "chunk_overlap_tokens": "chevauchement", "vector_store": "stockage des vecteurs",
               "schema": "format de l'index", "pipeline": "lecture et découpage des fichiers", "analyser": "analyse lexicale", "collection": "collection"}
     parts = [f"{labels.get(k, k)} {old.get(k, '?')} → {new[k]}" for k in new if old.get(k) != new[k]]

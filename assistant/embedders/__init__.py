@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sys
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Literal, Protocol
@@ -137,16 +138,48 @@ def resolve_model(settings: Settings) -> tuple[Path, dict[str, str] | None]:
     )
 
 
-_CACHE: dict[tuple[str, str], Embedder] = {}
+_CACHE: dict[tuple[str, str, str], Embedder] = {}
+
+
+def onnx_dir_for(settings: Settings, model_dir: Path) -> Path:
+    """Where the ONNX export of a model folder lives (under ``ASSISTANT_MODELS_DIR``)."""
+    name = settings.embedding_model
+    if name not in BUILTIN_MODELS:
+        name = "local-" + hashlib.sha1(str(model_dir.resolve()).encode()).hexdigest()[:12]
+    return settings.models_dir / "onnx" / name
+
+
+def prepare_onnx(settings: Settings, model_dir: Path, quiet: bool = False) -> Path | None:
+    """The ONNX export of ``model_dir``, made now if missing (torch needed, once, ~1 min); None when
+    the model does not pool by the mean of its tokens (then it runs on torch)."""
+    from assistant.embedders import onnx_runtime
+
+    if not onnx_runtime.mean_pooling(model_dir):
+        return None
+    target = onnx_dir_for(settings, model_dir)
+    if not onnx_runtime.onnx_ready(target):
+        if not quiet:
+            print("Export du modèle vers ONNX (une seule fois, environ une minute)…", file=sys.stderr, flush=True)
+        onnx_runtime.export(model_dir, target)
+    return target
 
 
 def get_embedder(settings: Settings) -> Embedder:
-    """The embedder named by the settings (loaded once per process)."""
-    key = (settings.embedding_model, str(settings.models_dir))
+    """The embedder named by the settings, on the runtime they name (loaded once per process)."""
+    key = (settings.embedding_model, str(settings.models_dir), settings.embedding_runtime)
     if key not in _CACHE:
         if settings.embedding_model == "fake":
             _CACHE[key] = FakeEmbedder()
         else:
             path, prompts = resolve_model(settings)
-            _CACHE[key] = SentenceTransformerEmbedder(settings.embedding_model, path, prompts, settings.torch_threads)
+            onnx_dir = prepare_onnx(settings, path) if settings.embedding_runtime != "torch" else None
+            if onnx_dir is not None:
+                from assistant.embedders.onnx_runtime import OnnxEmbedder
+
+                _CACHE[key] = OnnxEmbedder(settings.embedding_model, onnx_dir, prompts,
+                                           quantized=settings.embedding_runtime == "onnx-int8",
+                                           threads=settings.torch_threads)
+            else:
+                _CACHE[key] = SentenceTransformerEmbedder(settings.embedding_model, path, prompts,
+                                                          settings.torch_threads)
     return _CACHE[key]
