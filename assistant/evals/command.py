@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.errors import AssistantError
-from assistant.evals.gate import compare_table, find_previous, fr, gate, load_report, markdown_table, same_set
+from assistant.evals.gate import compare_table, find_previous, fmt, gate, load_report, markdown_table
 from assistant.evals.goldsets import load_set
 from assistant.evals.report import write_compare, write_report
 from assistant.evals.runner import CONFIGS, run_eval
@@ -70,23 +70,21 @@ def _one(args: argparse.Namespace, index: Any, entries: list[dict[str, Any]], co
     previous = find_previous(REPORTS_DIR, report, exclude=out)
     page = write_report(report, out, previous=previous, baseline=baseline)
     o = report["overall"]
-    print(f"{report['meta']['config_label']} : hit@3 {fr(o['hit@3'])} · faits clés {fr(o['key_facts'])} · "
-          f"précision citations {fr(o['citation_precision'] or 0)} · rappel refus {fr(o['refusal_recall'])} · "
-          f"faux refus {fr(o['false_refusals'])} · latence p50 {fr(o['latency_p50_ms'], 0)} ms")
+    print(f"{report['meta']['config_label']} : hit@1 {fmt(o['hit@1'])} · hit@3 {fmt(o['hit@3'])} · "
+          f"faits dans la réponse {fmt(o['answer_coverage'])} · faits cités {fmt(o['cited_facts'])} · "
+          f"rappel refus {fmt(o['refusal_recall'])} · faux refus {fmt(o['false_refusals'])} · "
+          f"latence p50 {fmt(o['latency_p50_ms'], 'latency')} ms")
     print(f"Rapport : {page}")
     return report
 
 
 def _gate(args: argparse.Namespace, report: dict[str, Any]) -> int:
-    if args.no_gate or not args.baseline.is_file():
-        print("Porte de non-régression : pas de référence, non appliquée.")
+    """Exit code of the gate: it fails (1) when it cannot be applied, never skips unless --no-gate."""
+    if args.no_gate:
+        print("Porte de non-régression : non appliquée (--no-gate demandé).")
         return 0
-    baseline = load_report(args.baseline)
-    if not same_set(report, baseline) or baseline["meta"].get("config") != report["meta"]["config"]:
-        print(f"Porte de non-régression : la référence {args.baseline} porte sur un autre jeu ou une autre "
-              "configuration, non appliquée.")
-        return 0
-    problems = gate(report, baseline)
+    baseline = load_report(args.baseline) if args.baseline.is_file() else None
+    problems = gate(report, baseline, baseline_name=str(args.baseline))
     if problems:
         print("Porte de non-régression : ÉCHEC par rapport à " + str(args.baseline))
         for p in problems:

@@ -56,7 +56,7 @@ class EvalJob:
             write_report(report, self.out_dir, previous=find_previous(self.reports_dir, report, self.out_dir),
                          baseline=baseline)
             o = report["overall"]
-            summary = (f"hit@3 {fr(o['hit@3'] or 0)} · faits clés {fr(o['key_facts'] or 0)} · rappel refus "
+            summary = (f"hit@3 {fr(o['hit@3'] or 0)} · faits dans la réponse {fr(o['answer_coverage'] or 0)} · rappel refus "
                        f"{fr(o['refusal_recall'])} · faux refus {fr(o['false_refusals'])}")
             if baseline is not None and same_set(report, baseline):
                 problems = gate(report, baseline)

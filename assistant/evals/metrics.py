@@ -5,6 +5,9 @@ Usage::
     ranked = distinct_sources(["a.md", "a.md", "b.md"])         # ["a.md", "b.md"]
     hit_at(ranked, {"b.md"}, 1), reciprocal_rank(ranked, {"b.md"})   # False, 0.5
     facts_found(["tirage au sort"], "…le TIRAGE au sort…")       # [True]
+    facts_found(["un tiers"], "un tiers-lieu")                    # [False]: whole words only
+    answer_body("- Un point. [1]\n\n**Pour aller plus loin**\n- [1] …")  # "- Un point. [1]"
+    facts_in_cited_sentences(["loi Lamy"], "- La loi Lamy. [1]", {1: "… loi Lamy …"})  # [True]
     citation_support("- Une phrase. [1]", {1: "Une phrase du passage."})  # {1: True}
     summarise(records)                                            # the headline dict of a group
 
@@ -54,10 +57,47 @@ def reciprocal_rank(ranked: Sequence[str], gold: Iterable[str]) -> float:
     return next((1.0 / r for r, s in enumerate(ranked, start=1) if s in wanted), 0.0)
 
 
+def fact_pattern(fact: str) -> re.Pattern[str]:
+    """A key fact as whole words of the normalised text (``norm``): « un tiers » does not match « un
+    tiers-lieu », « PAT » does not match « patrimoine »; a hyphen or a letter next to the fact
+    prevents the match, an apostrophe or punctuation does not (« l'intercommunalité »)."""
+    return re.compile(r"(?<![\w-])" + re.escape(norm(fact)) + r"(?![\w-])")
+
+
+def fact_in(fact: str, text: str) -> bool:
+    """Is ``fact`` in ``text`` as whole words (case, accents and spaces ignored)?"""
+    return bool(fact_pattern(fact).search(norm(text)))
+
+
 def facts_found(facts: Sequence[str], text: str) -> list[bool]:
-    """For each key fact: is it in ``text`` (case, accents and spaces ignored)?"""
+    """For each key fact: is it in ``text`` as whole words (case, accents and spaces ignored)?"""
     plain = norm(text)
-    return [norm(f) in plain for f in facts]
+    return [bool(fact_pattern(f).search(plain)) for f in facts]
+
+
+def answer_body(answer: str) -> str:
+    """What the answer says: its text before the « Pour aller plus loin » list of sources (the
+    titles and file names there state nothing)."""
+    lines = []
+    for line in answer.replace("\r\n", "\n").split("\n"):
+        if FURTHER.match(line.replace("*", "").strip()):
+            break
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def facts_in_cited_sentences(facts: Sequence[str], answer: str, passages: dict[int, str]) -> list[bool]:
+    """For each key fact: does a sentence of the answer state it AND cite a passage that holds it?
+    What the reader gets: the fact is said and its source says it too. A fact in an uncited
+    sentence, or cited to the wrong passage (shuffled markers), does not count."""
+    sentences = claim_sentences(answer)
+    plain = {n: norm(t) for n, t in passages.items()}
+    out = []
+    for fact in facts:
+        pattern = fact_pattern(fact)
+        out.append(any(pattern.search(norm(s)) and any(n in plain and pattern.search(plain[n]) for n in cited)
+                       for s, cited in sentences))
+    return out
 
 
 def claim_sentences(answer: str) -> list[tuple[str, list[int]]]:
@@ -115,6 +155,18 @@ def sentence_support(answer: str, passages: dict[int, str]) -> tuple[int, int]:
     return good, total
 
 
+def suggestions_relevant(question: str, suggested: Sequence[str], file_terms: dict[str, set[str]],
+                         max_share: float = 0.5) -> list[bool]:
+    """For each suggested experience (its file): does the file contain one of the question's
+    *specific* terms, i.e. an analysed term found in at most ``max_share`` of the corpus files?
+    An experience that only shares « projet » or « territoire » with the question is not relevant.
+    ``file_terms``: analysed terms of each corpus file (``runner.file_terms``)."""
+    n = max(len(file_terms), 1)
+    terms = set(analyse(question))
+    specific = {t for t in terms if sum(t in f for f in file_terms.values()) <= max_share * n}
+    return [bool(specific & file_terms.get(source, set())) for source in suggested]
+
+
 def refusal_scores(expected_refusal: Sequence[bool], refused: Sequence[bool]) -> dict[str, float]:
     """Precision and recall of refusals, and the false refusal rate on answerable questions.
     Conventions: no refusal at all -> precision 1; nothing to refuse -> recall 1."""
@@ -148,13 +200,18 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     with_facts = [r for r in answerable if r["key_facts"]]
     cited = [ok for r in records for ok in r["citations_supported"]]
     sentences = sum(r["sentences_total"] for r in records)
+    suggested = [r for r in records if r.get("suggestions_relevant")]
     out: dict[str, Any] = {
-        "questions": len(records), "answerable": len(answerable),
+        "questions": len(records), "answerable": len(answerable), "with_facts": len(with_facts),
+        "expected_refusals": len(records) - len(answerable), "with_suggestions": len(suggested),
         "hit@1": _mean([r["hit@1"] for r in answerable]), "hit@3": _mean([r["hit@3"] for r in answerable]),
         "hit@5": _mean([r["hit@5"] for r in answerable]), "mrr": _mean([r["rr"] for r in answerable]),
         "key_facts": _mean([sum(r["facts_in_citations"]) / len(r["key_facts"]) for r in with_facts]),
         "all_key_facts": _mean([float(all(r["facts_in_citations"])) for r in with_facts]),
         "answer_coverage": _mean([sum(r["facts_in_answer"]) / len(r["key_facts"]) for r in with_facts]),
+        "cited_facts": _mean([sum(r.get("facts_in_cited_sentences", [])) / len(r["key_facts"]) for r in with_facts]),
+        "suggestion_relevance": _mean([sum(r["suggestions_relevant"]) / len(r["suggestions_relevant"])
+                                       for r in suggested]),
         "citation_precision": sum(cited) / len(cited) if cited else None,
         "supported_sentences": sum(r["sentences_supported"] for r in records) / sentences if sentences else None,
         "latency_p50_ms": percentile([r["latency_ms"] for r in records], 50),

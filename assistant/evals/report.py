@@ -14,11 +14,24 @@ import json
 from pathlib import Path
 from typing import Any
 
-from assistant.evals.gate import HEADLINE, LABELS, TOLERANCE, deltas, fmt, fmt_delta, fr, gate, same_set
+from assistant.evals.gate import (
+    HEADLINE,
+    LABELS,
+    LLM_ONLY,
+    deltas,
+    fmt,
+    fmt_delta,
+    fr,
+    gate,
+    gated_metrics,
+    same_set,
+)
 
 COLORS = ("#1d4ed8", "#9ca3af", "#b45309")
-SHORT = {"hit@3": "hit@3", "key_facts": "faits cités", "refusal_recall": "rappel refus", "false_refusals": "faux refus",
-         "citation_precision": "préc. citations", "mrr": "MRR", "answer_coverage": "faits réponse"}
+SHORT = {"hit@1": "hit@1", "hit@3": "hit@3", "key_facts": "faits passages", "refusal_recall": "rappel refus",
+         "false_refusals": "faux refus", "citation_precision": "préc. citations", "mrr": "MRR",
+         "answer_coverage": "faits réponse", "cited_facts": "faits cités", "suggestion_relevance": "suggestions",
+         "supported_sentences": "phrases appuyées"}
 DOC_TYPE_LABELS = {"fiche_outil": "fiches outils", "fiche_experience": "fiches expériences",
                    "entretien": "entretiens", "rapport": "rapports", "autre": "autres"}
 CSS = """
@@ -116,9 +129,10 @@ def failures(records: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[s
                 reasons.append("refus à tort")
             if not r["hit@3"]:
                 reasons.append("source attendue absente des 3 premiers fichiers trouvés")
-            missing = [f for f, ok in zip(r["key_facts"], r["facts_in_citations"], strict=True) if not ok]
+            said = r.get("facts_in_cited_sentences", r["facts_in_answer"])
+            missing = [f for f, ok in zip(r["key_facts"], said, strict=True) if not ok]
             if missing and r["status"] == "answered":
-                reasons.append("faits absents des passages cités : " + " ; ".join(missing))
+                reasons.append("faits absents des phrases citées de la réponse : " + " ; ".join(missing))
             if not all(r["citations_supported"]):
                 reasons.append("citation(s) qui n'appuient pas la réponse")
         if reasons:
@@ -153,7 +167,7 @@ def _failures_table(records: list[dict[str, Any]]) -> str:
 
 
 def _group_table(groups: dict[str, dict[str, Any]], title: str) -> str:
-    keys = ("questions", "hit@3", "mrr", "key_facts", "answer_coverage", "citation_precision", "refusal_recall",
+    keys = ("questions", "hit@1", "hit@3", "mrr", "answer_coverage", "cited_facts", "key_facts", "refusal_recall",
             "false_refusals")
     head = "".join(f"<th>{esc(LABELS.get(k, 'questions'))}</th>" for k in keys)
     body = "".join(f"<tr><td>{esc(DOC_TYPE_LABELS.get(name, name))}</td>"
@@ -165,12 +179,13 @@ def _group_table(groups: dict[str, dict[str, Any]], title: str) -> str:
 def _cards(report: dict[str, Any], baseline: dict[str, Any] | None) -> str:
     o = report["overall"]
     cards = []
-    for key in (*HEADLINE, "latency_p50_ms", "latency_p95_ms"):
+    gated = gated_metrics(report)
+    for key in (*HEADLINE, *LLM_ONLY, "key_facts", "latency_p50_ms", "latency_p95_ms"):
         ref = ""
         if baseline is not None and baseline["overall"].get(key) is not None and o.get(key) is not None:
             ref = f"<div class='meta'>référence : {fmt(baseline['overall'][key], key)}</div>"
         cards.append(f"<div class='card'><div class='v'>{fmt(o.get(key), key)}</div>"
-                     f"<div class='l'>{esc(LABELS[key])}</div>{ref}</div>")
+                     f"<div class='l'>{esc(LABELS[key])}{'' if key in gated else ' (hors porte)'}</div>{ref}</div>")
     return f"<div class='cards'>{''.join(cards)}</div>"
 
 
@@ -178,24 +193,25 @@ def render_html(report: dict[str, Any], previous: dict[str, Any] | None = None,
                 baseline: dict[str, Any] | None = None) -> str:
     """The whole page (see the module docstring)."""
     meta, o = report["meta"], report["overall"]
-    if baseline is not None and not same_set(report, baseline):
-        baseline = None
     verdict = ""
     if baseline is not None:
         problems = gate(report, baseline)
-        verdict = ("<p class='ok'>Porte de non-régression : réussie (aucun indicateur principal ne recule de plus de "
-                   f"{fr(TOLERANCE, 2)} par rapport à la référence).</p>" if not problems else
+        verdict = ("<p class='ok'>Porte de non-régression : réussie (aucun indicateur de la porte ne recule de plus "
+                   "de sa tolérance, evals/tolerances.yaml).</p>" if not problems else
                    "<p class='ko'>Porte de non-régression : ÉCHEC — " + esc(" ; ".join(problems)) + "</p>")
-    series = [("ce passage", [o.get(k) for k in (*HEADLINE, "mrr", "answer_coverage")])]
+        if not same_set(report, baseline):
+            baseline = None  # figures of another set are not drawn next to these
+    shown = (*HEADLINE, "key_facts")
+    series = [("ce passage", [o.get(k) for k in shown])]
     for label, other in (("passage précédent", previous), ("référence", baseline)):
         if other is not None:
-            series.append((label, [other["overall"].get(k) for k in (*HEADLINE, "mrr", "answer_coverage")]))
-    names = [SHORT[k] for k in (*HEADLINE, "mrr", "answer_coverage")]
+            series.append((label, [other["overall"].get(k) for k in shown]))
+    names = [SHORT[k] for k in shown]
     types = {k: v for k, v in report["by_doc_type"].items() if v["answerable"]}
     by_type = svg_bars([DOC_TYPE_LABELS.get(t, t) for t in types],
                        [("hit@3", [g["hit@3"] for g in types.values()]),
-                        ("faits clés cités", [g["key_facts"] for g in types.values()])],
-                       "hit@3 et faits clés par type de document")
+                        ("faits dans la réponse", [g["answer_coverage"] for g in types.values()])],
+                       "hit@3 et faits clés dans la réponse par type de document")
     latencies = [r["latency_ms"] for r in report["records"]]
     n_fail = len(failures(report["records"]))
     return f"""<!DOCTYPE html>
@@ -208,10 +224,11 @@ attendue) · modèle : {esc(meta['embedding_model'])} · LLM : {esc(meta['llm'])
 {verdict}
 <h2>Chiffres principaux</h2>
 {_cards(report, baseline)}
-<p class="meta">hit@3 : une source attendue est parmi les 3 premiers fichiers trouvés. Faits clés : part moyenne des
-faits attendus présents dans les passages cités. Précision des citations : part des passages cités que les phrases
-qui les citent reprennent (au moins 60 % de leurs termes). Faux refus : questions du corpus auxquelles l'assistant
-n'a pas répondu (plus bas = mieux).</p>
+<p class="meta">hit@3 : une source attendue est parmi les 3 premiers fichiers trouvés. Faits dans la réponse : part
+moyenne des faits attendus présents, en mots entiers, dans le texte de la réponse (avant la liste des sources). Faits
+cités : le fait est dans une phrase de la réponse ET dans le passage que cette phrase cite. Faits dans les passages :
+présents quelque part dans les passages cités (indiqué, hors porte). Faux refus : questions du corpus auxquelles
+l'assistant n'a pas répondu (plus bas = mieux).</p>
 <h2>Comparaison avec le passage précédent et la référence</h2>
 {svg_bars(names, series, "Indicateurs : ce passage, le précédent, la référence")}
 <h2>Par type de document (source attendue)</h2>

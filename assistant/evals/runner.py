@@ -48,14 +48,30 @@ def _settings_for(index: Index, config: str) -> Iterator[None]:
         index.settings = saved
 
 
+def file_terms(index: Index) -> dict[str, set[str]]:
+    """The analysed terms of each corpus file (from the lexical index), for the suggestion metric."""
+    lexical = index.lexical
+    if not lexical.ids:
+        return {}
+    terms = {t: term for term, t in lexical.vocab.items()}
+    matrix = lexical.matrix.tocsc()
+    out: dict[str, set[str]] = {}
+    for j, cid in enumerate(lexical.ids):
+        source = str(index.metadata.get(cid, {}).get("source", ""))
+        rows = matrix.indices[matrix.indptr[j]:matrix.indptr[j + 1]]
+        out.setdefault(source, set()).update(terms[int(t)] for t in rows)
+    return out
+
+
 def evaluate_one(entry: dict[str, Any], result: Answer, ranked: list[str], doc_types: dict[str, str],
-                 llm: bool) -> dict[str, Any]:
+                 llm: bool, terms_of_files: dict[str, set[str]] | None = None) -> dict[str, Any]:
     """One record: the entry, what was answered and cited, and its per-question metrics."""
     gold = entry["gold_sources"]
     passages = {c.n: " ".join(x for x in (c.title, c.section or "", c.text) if x) for c in result.citations}
     support = metrics.citation_support(result.answer, passages) if result.status == "answered" else {}
     good, total = metrics.sentence_support(result.answer, passages) if result.status == "answered" else (0, 0)
     cited_text = " ".join(c.text for c in result.citations)
+    suggested = [str(e.get("source")) for e in result.experiences]
     return {
         "id": entry["id"], "question": entry["question"], "kind": entry["kind"],
         "history": entry["history"], "filters": entry["filters"],
@@ -65,7 +81,12 @@ def evaluate_one(entry: dict[str, Any], result: Answer, ranked: list[str], doc_t
         "hit@1": metrics.hit_at(ranked, gold, 1), "hit@3": metrics.hit_at(ranked, gold, 3),
         "hit@5": metrics.hit_at(ranked, gold, 5), "rr": metrics.reciprocal_rank(ranked, gold),
         "facts_in_citations": metrics.facts_found(entry["key_facts"], cited_text),
-        "facts_in_answer": metrics.facts_found(entry["key_facts"], result.answer),
+        "facts_in_answer": metrics.facts_found(entry["key_facts"], metrics.answer_body(result.answer)),
+        "facts_in_cited_sentences": metrics.facts_in_cited_sentences(
+            entry["key_facts"], result.answer, {c.n: c.text for c in result.citations}),
+        "suggestions": suggested,
+        "suggestions_relevant": metrics.suggestions_relevant(result.standalone_question, suggested,
+                                                             terms_of_files or {}),
         "citations_supported": [support[n] for n in sorted(support)],
         "sentences_supported": good, "sentences_total": total, "llm": llm,
         "latency_ms": float(result.timings_ms.get("total", 0.0)),
@@ -95,6 +116,7 @@ def run_eval(entries: list[dict[str, Any]], index: Index, config: str = "hybrid"
     mode = CONFIGS[config]
     guard = lock or contextlib.nullcontext()
     doc_types = {str(m.get("source")): str(m.get("doc_type") or "autre") for m in index.metadata.values()}
+    terms_of_files = file_terms(index)
     with guard:
         index.search("échauffement du modèle", k=1, mode=mode)  # load the model outside the latencies
     index._query_cache.clear()  # no vector reused from another run: latencies are per question
@@ -108,7 +130,7 @@ def run_eval(entries: list[dict[str, Any]], index: Index, config: str = "hybrid"
                                 index=index, mode=mode)
                 hits = index.search(result.standalone_question, k=RANK_DEPTH, mode=mode, filters=entry["filters"])
             ranked = metrics.distinct_sources(str(h.chunk.metadata["source"]) for h in hits)
-            records.append(evaluate_one(entry, result, ranked, doc_types, config == "llm"))
+            records.append(evaluate_one(entry, result, ranked, doc_types, config == "llm", terms_of_files))
             bar.update(1)
             if on_progress:
                 on_progress(i, len(entries))
