@@ -1,7 +1,7 @@
 """Refusal threshold calibration on the dev set; the answer-quality table moved to ``assistant eval``.
 
     .venv/bin/python benchmarks/answers.py --set evals/gold/dev.yaml --calibrate  # refusal thresholds
-    .venv/bin/python benchmarks/answers.py --set evals/gold/test.yaml             # = the command below
+    .venv/bin/python benchmarks/answers.py --set evals/gold/test.yaml             # report only (default: dev)
     .venv/bin/assistant eval --set evals/gold/test.yaml --configs bm25,dense,hybrid  # the README's table
 
 The metrics (hit@k, MRR, key facts, citation precision, refusals, latency) live in
@@ -50,7 +50,7 @@ def calibrate(index: Any, entries: list[dict[str, Any]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--set", default="evals/gold/test.yaml")
+    parser.add_argument("--set", default="evals/gold/dev.yaml", help="jeu de questions (défaut : dev ; test ne sert qu'à rendre compte)")
     parser.add_argument("--index", default=None)
     parser.add_argument("--calibrate", action="store_true")
     parser.add_argument("--modes", default="bm25,dense,hybrid", help="configurations of assistant eval")

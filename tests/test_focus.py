@@ -108,12 +108,12 @@ def index(tmp_path_factory):
 
 @pytest.mark.parametrize(("question", "expected"), [
     ("Comment on prépare une marche exploratoire ?", ["étapes"]),
-    ("et combien ça coûte ?", ["moyens"]),
+    ("et ça coûte cher ?", ["moyens"]),
     ("c'est obligatoire ?", ["cadre légal"]),
     ("les erreurs à éviter ?", ["pièges"]),
     ("une marche exploratoire, ça a déjà été fait ailleurs ?", ["exemple"]),
     ("c'est quoi une marche exploratoire ?", ["définition"]),
-    ("conseil de développement ?", ["définition"]),  # a bare subject asks what it is
+    ("convention citoyenne ?", ["définition"]),  # a bare subject asks what it is
     ("PTCE ça veut dire quoi ?", ["définition"]),
     ("qu'est-ce que l'enquête régionale conseille ?", []),
     ("qui finance ?", ["moyens", "participants"]),
