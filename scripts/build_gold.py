@@ -7,8 +7,12 @@ Steps:
 
 1. read every part file (sorted by name) and validate each entry: required fields, allowed kinds
    and statuses, unique ids, gold sources that exist in ``corpus/``, key facts that really occur
-   in the loaded text of the gold sources (case, accents and spaces ignored), filters that match the
-   metadata of the gold sources, ``history`` for ``suivi``, ``filters`` for ``filtre``;
+   as whole words in the loaded text of the gold sources (case, accents and spaces ignored, as the
+   metrics match them), key facts specific to their sources (a fact found in more than
+   ``MAX_FACT_FILES`` corpus files is rejected unless listed in the entry's ``common_facts``),
+   filters that match the metadata of the gold sources, ``history`` for ``suivi``, ``filters`` for
+   ``filtre``; a ``deux_documents`` question has two sources and a fact found in each of them and
+   not in the other;
 2. split deterministically, per kind: the entries of one kind are sorted by
    ``int(sha1(id).hexdigest(), 16)`` (ties by id), then alternate: ranks 0, 2, 4… go to ``test``,
    ranks 1, 3, 5… go to ``dev``. Every kind has at least two entries, so both sets contain every
@@ -37,7 +41,7 @@ from typing import Any
 import yaml
 
 from assistant.errors import LoadError
-from assistant.evals.metrics import norm
+from assistant.evals.metrics import fact_pattern, norm
 from assistant.loaders import is_candidate, load_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,10 +51,11 @@ README = ROOT / "evals" / "README.md"
 CORPUS_DIR = ROOT / "corpus"
 
 KINDS = ("definition", "procedure", "cadre_legal", "experience", "court", "faute", "sigle",
-         "hors_champ", "injection", "suivi", "filtre")
+         "paraphrase", "deux_documents", "hors_champ", "lacune", "injection", "suivi", "filtre")
 STATUSES = ("answered", "no_answer")
 REQUIRED = ("id", "question", "kind", "gold_sources", "key_facts", "expected_status")
-OPTIONAL = ("history", "filters")
+OPTIONAL = ("history", "filters", "common_facts")
+MAX_FACT_FILES = 5  # a key fact found in more corpus files than this says nothing about the answer
 FILTER_KEYS = ("doc_type", "echelle", "departement", "theme")
 SPLITS = ("dev", "test")
 COUNTS_START = "<!-- debut comptes (généré par scripts/build_gold.py) -->"
@@ -146,11 +151,29 @@ def filter_matches(key: str, value: str, metadata: dict[str, Any]) -> bool:
     return False
 
 
+def corpus_texts(corpus_dir: Path, cache: dict[str, SourceInfo | str]) -> dict[str, str]:
+    """Normalised text of every file the assistant indexes (for the specificity of key facts)."""
+    out: dict[str, str] = {}
+    for path in sorted(corpus_dir.rglob("*")):
+        if path.is_file() and is_candidate(path, corpus_dir):
+            info = _load_source(path.relative_to(corpus_dir).as_posix(), corpus_dir, cache)
+            if isinstance(info, SourceInfo):
+                out[path.relative_to(corpus_dir).as_posix()] = info.text
+    return out
+
+
+def files_with(fact: str, texts: dict[str, str]) -> list[str]:
+    """The corpus files that contain ``fact`` as whole words."""
+    pattern = fact_pattern(fact)
+    return [source for source, text in texts.items() if pattern.search(text)]
+
+
 def validate(entries: list[dict[str, Any]], corpus_dir: Path = CORPUS_DIR) -> list[str]:
     """French problem messages (empty list when every entry is valid)."""
     problems: list[str] = []
     seen: Counter[str] = Counter()
     cache: dict[str, SourceInfo | str] = {}
+    texts = corpus_texts(corpus_dir, cache)
     for number, entry in enumerate(entries, start=1):
         entry_id = entry.get("id")
         where = f"« {entry_id} »" if isinstance(entry_id, str) and entry_id else f"entrée n° {number}"
@@ -214,9 +237,32 @@ def validate(entries: list[dict[str, Any]], corpus_dir: Path = CORPUS_DIR) -> li
         if len(loaded) != len(sources) or not loaded:
             continue
         text = "\n".join(info.text for info in loaded)
+        common = entry.get("common_facts") or []
+        if not _str_list(common) and common:
+            problems.append(f"{where} : « common_facts » doit être une liste de key_facts")
+            common = []
+        for fact in common:
+            if fact not in facts:
+                problems.append(f"{where} : common_facts « {fact} » n'est pas un des key_facts")
         for fact in facts:
-            if norm(fact) not in text:
-                problems.append(f"{where} : key_fact « {fact} » absent du texte de {', '.join(sources)}")
+            if not fact_pattern(fact).search(text):
+                problems.append(f"{where} : key_fact « {fact} » absent (en mots entiers) du texte de "
+                                f"{', '.join(sources)}")
+                continue
+            found = files_with(fact, texts)
+            if len(found) > MAX_FACT_FILES and fact not in common:
+                problems.append(f"{where} : key_fact « {fact} » trop courant ({len(found)} fichiers du corpus, "
+                                f"plus de {MAX_FACT_FILES}) : il ne dit pas si la réponse est juste ; choisissez un "
+                                "fait propre à la source, ou ajoutez-le à « common_facts » si la question le demande")
+        if kind == "deux_documents":
+            if len(loaded) != 2:
+                problems.append(f"{where} : une question deux_documents a exactement 2 gold_sources")
+            else:
+                for i, source in enumerate(sources):
+                    own, other = loaded[i].text, loaded[1 - i].text
+                    if not any(fact_pattern(f).search(own) and not fact_pattern(f).search(other) for f in facts):
+                        problems.append(f"{where} : aucun key_fact propre à {source} (une question deux_documents "
+                                        "demande un fait de chacune des deux sources)")
         for key, value in (filters or {}).items():
             for source, info in zip(sources, loaded, strict=True):
                 if key in FILTER_KEYS and not filter_matches(key, str(value), info.metadata):

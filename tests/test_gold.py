@@ -17,15 +17,15 @@ from typing import Any
 import pytest
 import yaml
 
-from assistant.evals.metrics import norm
+from assistant.evals.metrics import fact_in, norm
 from assistant.loaders import load_file
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
 GOLD = ROOT / "evals" / "gold"
 SPLITS = ("dev", "test")
-KINDS = {"definition", "procedure", "cadre_legal", "experience", "court", "faute", "sigle",
-         "hors_champ", "injection", "suivi", "filtre"}
+KINDS = {"definition", "procedure", "cadre_legal", "experience", "court", "faute", "sigle", "paraphrase",
+         "deux_documents", "hors_champ", "lacune", "injection", "suivi", "filtre"}
 REQUIRED = ("id", "question", "kind", "gold_sources", "key_facts", "expected_status", "split")
 FILTER_KEYS = {"doc_type", "echelle", "departement", "theme"}
 
@@ -90,8 +90,21 @@ def test_key_facts_are_in_gold_sources(entries, sources):
         if not e["gold_sources"]:
             continue
         text = "\n".join(load_source(sources, s)[0] for s in e["gold_sources"])
-        absent += [(e["id"], fact) for fact in e["key_facts"] if norm(fact) not in text]
-    assert not absent, f"key_facts absents de leurs sources : {absent}"
+        absent += [(e["id"], fact) for fact in e["key_facts"] if not fact_in(fact, text)]
+    assert not absent, f"key_facts absents (en mots entiers) de leurs sources : {absent}"
+
+
+def test_two_document_questions_need_both(entries, sources):
+    for e in (e for e in entries if e["kind"] == "deux_documents"):
+        assert len(e["gold_sources"]) == 2, e["id"]
+        texts = [load_source(sources, s)[0] for s in e["gold_sources"]]
+        for i in (0, 1):
+            assert any(fact_in(f, texts[i]) and not fact_in(f, texts[1 - i]) for f in e["key_facts"]), e["id"]
+
+
+def test_common_facts_are_marked_key_facts(entries):
+    for e in entries:
+        assert set(e.get("common_facts") or []) <= set(e["key_facts"]), e["id"]
 
 
 def test_filter_entries_match_their_sources(entries, sources):
@@ -120,6 +133,8 @@ def test_counts(entries):
 
     assert count(expected_status="answered") >= 100
     assert count("hors_champ") >= 20
+    assert count("lacune") >= 20  # in-domain questions the corpus cannot answer
+    assert count("paraphrase") >= 10 and count("deux_documents") >= 6
     assert count("injection") >= 5
     assert sum(1 for e in entries if e["kind"] == "suivi" and e.get("history")) >= 10
     assert sum(1 for e in entries if e["kind"] == "filtre" and e.get("filters")) >= 10
@@ -151,3 +166,22 @@ def test_generated_files_are_up_to_date():
         assert (GOLD / f"{split}.yaml").read_text(encoding="utf-8") == built[split], f"{split}.yaml : {hint}"
     readme = (ROOT / "evals" / "README.md").read_text(encoding="utf-8")
     assert built["table"] in readme, f"tableau des comptes de evals/README.md : {hint}"
+
+
+def test_build_gold_rejects_common_facts_and_bare_substrings(tmp_path):
+    """A fact found in more than MAX_FACT_FILES files is rejected unless marked in common_facts; a fact
+    only found inside a longer word (« un tiers » in « un tiers-lieu ») is absent."""
+    build_gold = _load_build_gold()
+    corpus = tmp_path / "corpus"
+    for i in range(build_gold.MAX_FACT_FILES + 1):
+        (corpus / "fiches-outils").mkdir(parents=True, exist_ok=True)
+        (corpus / "fiches-outils" / f"f{i}.md").write_text(
+            f"# Fiche {i}\n\nLe conseil citoyen réunit les habitants. Un tiers-lieu numéro {i} ouvre.\n", encoding="utf-8")
+    entry = {"id": "x-1", "question": "Q ?", "kind": "definition", "gold_sources": ["fiches-outils/f0.md"],
+             "expected_status": "answered"}
+    problems = build_gold.validate([{**entry, "key_facts": ["conseil citoyen", "un tiers", "numéro 0"]}], corpus)
+    assert any("« conseil citoyen » trop courant" in p for p in problems)
+    assert any("« un tiers » absent (en mots entiers)" in p for p in problems)
+    assert not any("numéro 0" in p for p in problems)
+    marked = {**entry, "key_facts": ["conseil citoyen"], "common_facts": ["conseil citoyen"]}
+    assert not [p for p in build_gold.validate([marked], corpus) if "x-1" in p]
