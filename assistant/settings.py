@@ -42,8 +42,8 @@ class Settings(BaseSettings):
     # Embeddings: a built-in name (see assistant.embedders.BUILTIN_MODELS), a local path, or "fake"
     embedding_model: str = "multilingual-e5-small-q4"
     embedding_batch_size: int = Field(32, ge=1, le=1024)
-    # how the model runs: ONNX Runtime int8 (default, fastest), ONNX fp32, or sentence-transformers on torch
-    embedding_runtime: Literal["onnx-int8", "onnx", "torch"] = "onnx-int8"
+    # how the model runs: ONNX Runtime fp32 (default), ONNX int8 (faster, approximate) or sentence-transformers on torch
+    embedding_runtime: Literal["onnx", "onnx-int8", "torch"] = "onnx"
     torch_threads: int = Field(0, ge=0, le=256, description="0 = choix automatique")
 
     # Chunking, in tiktoken (cl100k_base) tokens

@@ -45,7 +45,8 @@ def test_onnx_vectors_match_the_reference(reference, runtime):
     for kind, batch in (("passage", texts), ("query", QUESTIONS)):
         ours, ref = embedder.embed_batch(batch, kind), reference.embed_batch(batch, kind)
         cosines = (ours * ref).sum(axis=1)
-        assert cosines.min() >= (0.99 if runtime == "onnx-int8" else 0.9999), (kind, cosines.min())
+        # int8 is approximate: 0.99 on this sample, 0.987 at worst on the 648 passages of the index (README)
+        assert cosines.min() >= (0.985 if runtime == "onnx-int8" else 0.9999), (kind, cosines.min())
         assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-4)
     # one text alone or in a batch of others: the same vector, padding aside; int8 quantises the
     # activations with one scale per batch, so its batch-mates move it a little
@@ -59,9 +60,10 @@ def test_fits_agrees_with_the_reference(reference):
         assert embedder.fits(text) == reference.fits(text)
 
 
-def test_default_runtime_is_onnx_int8():
-    assert load_settings().embedding_runtime == "onnx-int8"
-    assert isinstance(get_embedder(load_settings()), OnnxEmbedder)
+def test_default_runtime_is_onnx_fp32():
+    assert load_settings().embedding_runtime == "onnx"
+    embedder = get_embedder(load_settings())
+    assert isinstance(embedder, OnnxEmbedder) and embedder.session.get_modelmeta() is not None
 
 
 def test_query_path_imports_neither_torch_nor_gradio(tmp_path):
