@@ -33,7 +33,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from assistant.ingest import ingest
 
     settings = _settings(args)
-    report = ingest(settings.corpus_dir, settings.index_dir, settings, progress=not args.quiet)
+    def waiting(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    report = ingest(settings.corpus_dir, settings.index_dir, settings, progress=not args.quiet,
+                    wait=not args.no_wait, on_wait=waiting)
     if args.json:
         print(json.dumps(report.as_dict(), ensure_ascii=False))
     else:
@@ -158,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", help="dossier de l'index (défaut : ASSISTANT_INDEX_DIR)")
     p.add_argument("--json", action="store_true", help="résumé en JSON")
     p.add_argument("--quiet", action="store_true", help="sans barre de progression")
+    p.add_argument("--no-wait", action="store_true",
+                   help="si une indexation est déjà en cours sur cet index, s'arrêter (code 3) au lieu d'attendre")
     p.set_defaults(func=cmd_ingest)
     p = sub.add_parser("ask", help="poser une question (sans question : une par ligne sur l'entrée)")
     p.add_argument("question", nargs="*")
@@ -186,8 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except AssistantError as exc:
+        from assistant.store.lock import IngestBusy
+
         print(f"Erreur : {exc}", file=sys.stderr)
-        return 2
+        return 3 if isinstance(exc, IngestBusy) else 2
     except KeyboardInterrupt:
         print("Interrompu.", file=sys.stderr)
         return 130

@@ -22,6 +22,7 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from assistant.store.lexical import (
     compound_words,
     surface_words,
 )
+from assistant.store.lock import IndexLock, IngestBusy
 from assistant.store.manifest import SCHEMA_VERSION, FileRecord, Manifest
 from assistant.types import Chunk
 
@@ -170,8 +172,17 @@ def ingest(
     progress: bool = True,
     embedder: Any = None,
     store: Any = None,
+    wait: bool = True,
+    timeout: float | None = None,
+    on_wait: Callable[[str], None] | None = None,
+    on_progress: Callable[[int, int, str], None] | None = None,
 ) -> IngestReport:
-    """Bring ``index_dir`` up to date with ``corpus_dir``. See the module docstring."""
+    """Bring ``index_dir`` up to date with ``corpus_dir``. See the module docstring.
+
+    One ingest at a time per index (``IndexLock``): when another one runs, ``wait=False`` raises
+    ``IngestBusy`` (French message naming its pid); otherwise ``on_wait`` gets that message and
+    this run waits (up to ``timeout`` seconds), then reads the manifest the other one left.
+    ``on_progress(done, total, source)`` is called after each file read."""
     start = time.perf_counter()
     report = IngestReport()
     if not corpus_dir.is_dir():
@@ -179,19 +190,32 @@ def ingest(
 
         raise AssistantError(f"Dossier du corpus introuvable : {corpus_dir}. Vérifiez --corpus ou ASSISTANT_CORPUS_DIR.")
     index_dir.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest(index_dir / MANIFEST_FILE)
+    lock = IndexLock(index_dir)
     try:
-        _run(corpus_dir, index_dir, settings, manifest, report, progress, embedder, store)
-        report.chunks_total = manifest.count_chunks()
-        refresh_lexical(manifest, index_dir)
+        lock.acquire(wait=False)
+    except IngestBusy as busy:
+        if not wait:
+            raise
+        if on_wait is not None:
+            on_wait(f"{busy.running} : attente de sa fin…")
+        lock.acquire(wait=True, timeout=timeout)
+    try:
+        manifest = Manifest(index_dir / MANIFEST_FILE)
+        try:
+            _run(corpus_dir, index_dir, settings, manifest, report, progress, embedder, store, on_progress)
+            report.chunks_total = manifest.count_chunks()
+            refresh_lexical(manifest, index_dir)
+        finally:
+            manifest.close()
     finally:
-        manifest.close()
+        lock.release()
     report.seconds = time.perf_counter() - start
     return report
 
 
 def _run(corpus_dir: Path, index_dir: Path, settings: Settings, manifest: Manifest, report: IngestReport,
-         progress: bool, embedder: Any, store: Any) -> None:
+         progress: bool, embedder: Any, store: Any,
+         on_progress: Callable[[int, int, str], None] | None = None) -> None:
     current = fingerprint(settings)
     stored_raw = manifest.get("fingerprint")
     stored = json.loads(stored_raw) if stored_raw else None
@@ -242,7 +266,7 @@ def _run(corpus_dir: Path, index_dir: Path, settings: Settings, manifest: Manife
             from assistant.embedders import get_embedder
 
             embedder = get_embedder(settings)
-        _process(todo, corpus_dir, settings, manifest, store, embedder, report, max_bytes, progress)
+        _process(todo, corpus_dir, settings, manifest, store, embedder, report, max_bytes, progress, on_progress)
 
     if removed:
         old_ids = sorted(i for rel in removed for i in manifest.chunk_ids(rel))
@@ -279,7 +303,7 @@ def _keep(report: IngestReport, record: FileRecord) -> None:
 
 def _process(todo: list[tuple[Path, str, int, int, bool]], corpus_dir: Path, settings: Settings,
              manifest: Manifest, store: Any, embedder: Any, report: IngestReport, max_bytes: int,
-             progress: bool) -> None:
+             progress: bool, on_progress: Callable[[int, int, str], None] | None = None) -> None:
     group: list[tuple[FileRecord, list[Chunk], list[list[str]], bool]] = []
     pending = 0
     bar = _progress(len(todo), progress)
@@ -307,7 +331,7 @@ def _process(todo: list[tuple[Path, str, int, int, bool]], corpus_dir: Path, set
         group.clear()
         pending = 0
 
-    for path, digest, size, mtime_ns, is_new in todo:
+    for done, (path, digest, size, mtime_ns, is_new) in enumerate(todo, start=1):
         rel = path.relative_to(corpus_dir).as_posix()
         record = FileRecord(rel, digest, size, mtime_ns, "ok", None, 0)
         chunks: list[Chunk] = []
@@ -332,6 +356,8 @@ def _process(todo: list[tuple[Path, str, int, int, bool]], corpus_dir: Path, set
         if pending >= GROUP_CHUNKS:
             flush()
         bar.update(1)
+        if on_progress is not None:
+            on_progress(done, len(todo), rel)
     if group:
         flush()
     bar.close()

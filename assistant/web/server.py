@@ -30,6 +30,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 from assistant.retrieve import Index  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
+from assistant.store.lock import IngestBusy  # noqa: E402
 from assistant.web.limits import RequestLimits  # noqa: E402
 from assistant.web.ratelimit import RATE_LIMIT_MESSAGE  # noqa: E402
 from assistant.web.security import (  # noqa: E402
@@ -220,7 +221,10 @@ def create_app(settings: Settings, index: Index | None = None, with_ui: bool = T
         refusal = staff_refusal(request, changes=True)
         if refusal is not None:
             return refusal
-        report = service.reindex()
+        try:
+            report = service.reindex(wait=False)
+        except IngestBusy as exc:
+            return _error(409, str(exc))
         return JSONResponse({**report.as_dict(), "summary": report.summary()})
 
     if with_ui:

@@ -40,6 +40,22 @@ class QuestionError(AssistantError):
     """A request the assistant refuses before answering (too long, bad filter); French message."""
 
 
+class SerialEmbedder:
+    """An embedder shared by threads: ``embed_batch`` one call at a time (tokenizers are not
+    re-entrant); everything else is the wrapped embedder's."""
+
+    def __init__(self, inner: Any, lock: threading.Lock) -> None:
+        self.inner = inner.inner if isinstance(inner, SerialEmbedder) else inner
+        self.lock = lock
+
+    def embed_batch(self, texts: list[str], kind: Any) -> Any:
+        with self.lock:
+            return self.inner.embed_batch(texts, kind)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
 class Service:
     """One index, one feedback store, one rate limiter for the whole web app."""
 
@@ -55,16 +71,28 @@ class Service:
         self.settings_in_force = snapshot(settings)
         # answer() shares lazily loaded models and stores: one question at a time per process
         self._lock = threading.Lock()
+        # the embedding model is shared by answers and a background ingest: one batch at a time
+        self._embed_lock = threading.Lock()
         self.evals_dir = Path("evals")  # gold sets, reports, parts (relative to the working directory)
         self.eval_job: EvalJob | None = None
 
-    def reindex(self) -> IngestReport:
+    def reindex(self, wait: bool = False, on_progress: Callable[[int, int, str], None] | None = None) -> IngestReport:
         """Bring the index up to date with the corpus in this warm process (model already loaded,
-        Chroma already open: a one-file change takes about 2 s), then serve from the new index."""
+        Chroma already open: a one-file change takes about 2 s), then serve from the new index.
+
+        Questions are answered meanwhile from the index opened before (its passages list and BM25
+        stay those of the previous consistent state); only the swap to the new index takes the
+        answer lock. One ingest at a time (``IndexLock``): with ``wait=False`` a running one
+        (CLI or app) raises ``IngestBusy`` with the French message."""
+        with self._lock:  # answers and this ingest share the model: wrap it once, both use the wrapper
+            if not isinstance(self.index.embedder, SerialEmbedder):
+                self.index._embedder = SerialEmbedder(self.index.embedder, self._embed_lock)
+            embedder, store = self.index.embedder, self.index.store
+        report = ingest(self.settings.corpus_dir, self.settings.index_dir, self.settings, progress=False,
+                        embedder=embedder, store=store, wait=wait,
+                        on_progress=on_progress)
+        fresh = open_index(self.settings, self.settings.index_dir)
         with self._lock:
-            report = ingest(self.settings.corpus_dir, self.settings.index_dir, self.settings, progress=False,
-                            embedder=self.index.embedder, store=self.index.store)
-            fresh = open_index(self.settings, self.settings.index_dir)
             fresh._embedder, fresh._store = self.index._embedder, self.index._store
             self.index.manifest.close()
             self.index = fresh
