@@ -113,6 +113,7 @@ def citation_of(n: int, hit: Hit) -> Citation:
         n=n, source=str(meta.get("source", "")), title=str(meta.get("title", "")),
         doc_type=str(meta.get("doc_type", "autre")), page=meta.get("page"), section=meta.get("section"),
         text=hit.chunk.text, score=round(float(hit.score), 4), illustrative=bool(meta.get("illustrative")),
+        ocr=bool(meta.get("ocr")),
     )
 
 

@@ -213,7 +213,7 @@ def _make_chunk(meta: dict, section: str | None, header: str, text: str, ordinal
     chunk_meta = {
         k: v for k, v in meta.items()
         if k in {"source", "title", "doc_type", "page", "illustrative", "echelle", "departement",
-                 "territoire", "themes", "date", "speakers", "statut"}
+                 "territoire", "themes", "date", "speakers", "statut", "ocr"}
     }
     chunk_meta.update(section=section, ordinal=ordinal, tokens=count_tokens(text))
     return Chunk(id=digest[:24], text=text, embed_text=f"{header}\n{text}", metadata=chunk_meta)

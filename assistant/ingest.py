@@ -30,7 +30,7 @@ from typing import Any
 from assistant.chunking import chunk_document
 from assistant.errors import LoadError
 from assistant.glossary import load_glossary
-from assistant.loaders import SUPPORTED, is_candidate, load_file
+from assistant.loaders import SUPPORTED, is_candidate, load_file, sidecar_path
 from assistant.settings import Settings
 from assistant.store.lexical import (
     ANALYSER_VERSION,
@@ -143,6 +143,41 @@ def sha256_bytes(path: Path) -> str:
     return digest.hexdigest()
 
 
+def file_state(path: Path) -> tuple[int, int]:
+    """(size, mtime_ns) of a corpus file and its sidecar metadata together: editing, adding or
+    removing ``<name>.meta.yaml`` changes them, so the file is read again."""
+    st = path.stat()
+    side = sidecar_path(path)
+    if not side.is_file():
+        return st.st_size, st.st_mtime_ns
+    sst = side.stat()
+    return st.st_size + sst.st_size + 1, max(st.st_mtime_ns, sst.st_mtime_ns)
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of the file; with a sidecar, the hash of both hashes (the file is re-read when either changes)."""
+    digest = sha256_bytes(path)
+    side = sidecar_path(path)
+    if side.is_file():
+        digest = hashlib.sha256(f"{digest}:{sha256_bytes(side)}".encode()).hexdigest()
+    return digest
+
+
+def loader_state(settings: Settings) -> str:
+    """What decides how a file that failed may load now (OCR on, with which languages, Tesseract
+    present): when it changes, failed files are tried again."""
+    lang = ocr_lang(settings)
+    if lang:
+        from assistant.ocr import ocr_problem
+
+        lang += "" if ocr_problem(lang) is None else ":absent"
+    return json.dumps({"ocr": lang or ""})
+
+
+def ocr_lang(settings: Settings) -> str | None:
+    return settings.ocr_lang if settings.ocr else None
+
+
 def scan(corpus_dir: Path) -> tuple[list[Path], list[tuple[str, str]]]:
     """Candidate files (supported extensions) and skipped ones with the reason."""
     files, skipped = [], []
@@ -228,22 +263,27 @@ def _run(corpus_dir: Path, index_dir: Path, settings: Settings, manifest: Manife
     records = manifest.files()
     paths, report.skipped = scan(corpus_dir)
     max_bytes = int(settings.max_file_mb * 1024 * 1024)
+    loaders_now = loader_state(settings)
+    retry_failed = manifest.get("loader_state") != loaders_now
     todo: list[tuple[Path, str, int, int, bool]] = []  # path, hash, size, mtime, is_new
     seen: set[str] = set()
     for path in paths:
         rel = path.relative_to(corpus_dir).as_posix()
         seen.add(rel)
-        st = path.stat()
+        size, mtime_ns = file_state(path)
         record = records.get(rel)
-        if record and record.size == st.st_size and record.mtime_ns == st.st_mtime_ns:
+        retry = retry_failed and record is not None and record.status == "failed"
+        if record and not retry and record.size == size and record.mtime_ns == mtime_ns:
             _keep(report, record)
             continue
-        digest = sha256_bytes(path)
-        if record and record.hash == digest:
-            manifest.touch(rel, st.st_size, st.st_mtime_ns)
+        digest = file_digest(path)
+        if record and not retry and record.hash == digest:
+            manifest.touch(rel, size, mtime_ns)
             _keep(report, record)
             continue
-        todo.append((path, digest, st.st_size, st.st_mtime_ns, record is None))
+        todo.append((path, digest, size, mtime_ns, record is None))
+    if retry_failed and not todo:
+        manifest.set("loader_state", loaders_now)
     removed = sorted(set(records) - seen)
     crashed = manifest.get("in_progress") == "1"
     reset_pending = manifest.get("store_reset_pending") == "1"
@@ -274,6 +314,7 @@ def _run(corpus_dir: Path, index_dir: Path, settings: Settings, manifest: Manife
         store.delete(old_ids)
         report.removed = removed
     manifest.set("glossary", json.dumps(load_glossary(corpus_dir), ensure_ascii=False))
+    manifest.set("loader_state", loaders_now)
     manifest.set("in_progress", "0")
 
 
@@ -336,7 +377,7 @@ def _process(todo: list[tuple[Path, str, int, int, bool]], corpus_dir: Path, set
         record = FileRecord(rel, digest, size, mtime_ns, "ok", None, 0)
         chunks: list[Chunk] = []
         try:
-            result = load_file(path, corpus_dir, max_bytes=max_bytes)
+            result = load_file(path, corpus_dir, max_bytes=max_bytes, ocr_lang=ocr_lang(settings))
             report.warnings.extend(result.warnings)
             for doc in result.documents:
                 chunks.extend(chunk_document(doc, settings.chunk_tokens, settings.chunk_overlap_tokens,

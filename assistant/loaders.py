@@ -25,6 +25,8 @@ from assistant.errors import LoadError
 from assistant.types import DOC_TYPES, Document
 
 SUPPORTED = {".md", ".markdown", ".txt", ".pdf", ".docx"}
+SIDECAR_SUFFIX = ".meta.yaml"  # « rapports/etude.pdf » -> « rapports/etude.pdf.meta.yaml » (corpus/README.md)
+SIDECAR_KEYS = ("type", "titre", "territoire", "departement", "echelle", "themes", "date", "statut")
 IGNORED_NAMES = {"readme.md", "stats.md"}
 FOLDER_TYPES = {
     "fiches-outils": "fiche_outil", "fiches_outils": "fiche_outil", "outils": "fiche_outil",
@@ -156,11 +158,12 @@ def speakers_of(text: str) -> list[str]:
     return list(seen)
 
 
-def load_markdown(raw: bytes, rel_path: Path) -> LoadResult:
+def load_markdown(raw: bytes, rel_path: Path, sidecar: dict[str, Any] | None = None) -> LoadResult:
     rel = rel_path.as_posix()
     text, warning = decode_text(raw, rel)
     warnings = [warning] if warning else []
     meta, body, fm_warning = split_front_matter(text, rel)
+    meta.update(sidecar or {})
     if fm_warning:
         warnings.append(fm_warning)
     body = body.replace("\r\n", "\n").strip()
@@ -227,7 +230,49 @@ def _pdf_page_to_markdown(text: str, drop: set[str] | None = None) -> str:
     return re.sub(r"\n{3,}", "\n\n", joined).strip()
 
 
-def load_pdf(raw: bytes, rel_path: Path) -> LoadResult:
+def _ocr_empty_pages(raw: bytes, rel: str, pages: list[str], ocr_lang: str | None,
+                     warnings: list[str]) -> set[int]:
+    """Recognise (OCR) the pages without a text layer, in place; returns their 1-based numbers."""
+    empty = [i for i, p in enumerate(pages, start=1) if not p.strip()]
+    if not empty:
+        return set()
+    if not ocr_lang:
+        if len(empty) == len(pages):
+            raise LoadError(
+                rel, f"aucun texte extractible dans ce PDF ({len(pages)} page(s)) : c'est probablement un "
+                "document scanné, et la reconnaissance de caractères (OCR) est désactivée (ASSISTANT_OCR=0). "
+                "Activez-la (ASSISTANT_OCR=1) ou déposez une version avec du texte.")
+        warnings.append(f"{rel} : pages sans texte (scannées ?) : {', '.join(map(str, empty))} ; "
+                        "OCR désactivée (ASSISTANT_OCR=0).")
+        return set()
+    from assistant.ocr import ocr_pdf_pages, ocr_problem
+
+    problem = ocr_problem(ocr_lang)
+    if problem:
+        if len(empty) == len(pages):
+            raise LoadError(rel, f"aucun texte extractible dans ce PDF ({len(pages)} page(s)) : c'est probablement "
+                                 f"un document scanné, mais la reconnaissance de caractères est impossible : {problem}")
+        warnings.append(f"{rel} : pages sans texte (scannées ?) non lues : {', '.join(map(str, empty))} ; {problem}")
+        return set()
+    done: set[int] = set()
+    for number, text in ocr_pdf_pages(raw, empty, lang=ocr_lang).items():
+        text = text.replace("\u00a0", " ").replace("\u202f", " ")
+        if text.strip():
+            pages[number - 1] = text
+            done.add(number)
+    if done:
+        warnings.append(f"{rel} : page(s) {', '.join(map(str, sorted(done)))} lue(s) par reconnaissance de "
+                        "caractères (OCR) : vérifiez les passages dans l'onglet Documents.")
+    still = sorted(set(empty) - done)
+    if still:
+        warnings.append(f"{rel} : pages sans texte, même après OCR : {', '.join(map(str, still))}.")
+    return done
+
+
+def load_pdf(raw: bytes, rel_path: Path, ocr_lang: str | None = None,
+             sidecar: dict[str, Any] | None = None) -> LoadResult:
+    """One Document per page; pages without a text layer are recognised by Tesseract when
+    ``ocr_lang`` is given (``fra``), and their metadata say ``ocr: True``."""
     rel = rel_path.as_posix()
     if not raw.lstrip()[:5].startswith(b"%PDF-"):
         raise LoadError(
@@ -255,10 +300,12 @@ def load_pdf(raw: bytes, rel_path: Path) -> LoadResult:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError) as exc:
         raise LoadError(rel, f"PDF illisible ou endommagé ({exc.__class__.__name__}). Réexportez-le.") from None
+    warnings: list[str] = []
+    ocr_pages = _ocr_empty_pages(raw, rel, pages, ocr_lang, warnings)
     if not any(p.strip() for p in pages):
         raise LoadError(
-            rel, f"aucun texte extractible dans ce PDF ({len(pages)} page(s)) : c'est probablement un "
-            "document scanné. Une reconnaissance de caractères (OCR) serait nécessaire avant de l'ajouter."
+            rel, f"aucun texte lisible dans ce PDF ({len(pages)} page(s)), même par reconnaissance de "
+            "caractères (OCR) : la numérisation est-elle lisible ? Rescannez-le en 300 dpi, ou déposez une version avec du texte."
         )
     meta: dict[str, Any] = _parse_keywords(str(info.get("/Keywords") or ""))
     pdf_title = str(info.get("/Title") or "").strip()
@@ -268,6 +315,7 @@ def load_pdf(raw: bytes, rel_path: Path) -> LoadResult:
         first_line = next((ln.strip() for p in pages for ln in p.splitlines() if ln.strip()), "")
         if first_line:
             meta["titre"] = first_line[:120]
+    meta.update(sidecar or {})
     documents = []
     drop = _repeated_lines(pages)
     path: list[tuple[int, str]] = []  # headings in force at the end of the previous page
@@ -279,14 +327,12 @@ def load_pdf(raw: bytes, rel_path: Path) -> LoadResult:
         md["page"] = number
         md["pages"] = len(pages)
         md["heading_path"] = list(path)
+        if number in ocr_pages:
+            md["ocr"] = True
         documents.append(Document(body, md))
         for heading in HEADING.finditer(body):
             level = len(heading.group(1))
             path = nest_heading(path, level, heading.group(2).strip())
-    warnings = []
-    empty = [str(i) for i, p in enumerate(pages, start=1) if not p.strip()]
-    if empty:
-        warnings.append(f"{rel} : pages sans texte (scannées ?) : {', '.join(empty)}.")
     return LoadResult(documents, warnings)
 
 
@@ -312,7 +358,7 @@ def _table_rows(table: Any) -> list[list[str]]:
     return [[cell.text.strip() for cell in row.cells] for row in table.rows]
 
 
-def load_docx(raw: bytes, rel_path: Path) -> LoadResult:
+def load_docx(raw: bytes, rel_path: Path, sidecar: dict[str, Any] | None = None) -> LoadResult:
     rel = rel_path.as_posix()
     from docx import Document as DocxDocument
 
@@ -371,11 +417,46 @@ def load_docx(raw: bytes, rel_path: Path) -> LoadResult:
         meta["themes"] = [t.strip() for t in re.split(r"[,;]", meta["themes"]) if t.strip()]
     if not meta.get("titre") and document.core_properties.title:
         meta["titre"] = document.core_properties.title
+    meta.update(sidecar or {})
     return LoadResult([Document(body, normalise_metadata(meta, rel_path, body))])
 
 
-def load_file(path: Path, root: Path, max_bytes: int | None = None) -> LoadResult:
-    """Load one corpus file. Raises ``LoadError`` (French message naming the file) on bad input."""
+def sidecar_path(path: Path) -> Path:
+    """Where the metadata of a file without front matter live: ``<name>.meta.yaml`` next to it."""
+    return path.with_name(path.name + SIDECAR_SUFFIX)
+
+
+def read_sidecar(path: Path, rel: str) -> tuple[dict[str, Any], str | None]:
+    """The sidecar metadata of ``path`` (empty when there is none) and a warning when it is unreadable.
+    Only the documented keys are kept; they override the file's own metadata."""
+    side = sidecar_path(path)
+    if not side.is_file():
+        return {}, None
+    name = f"{rel}{SIDECAR_SUFFIX}"
+    try:
+        data = yaml.safe_load(side.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        where = f" (ligne {line + 1})" if line is not None else ""
+        return {}, (f"{name} : métadonnées YAML invalides{where}, ignorées ; {rel} est indexé sans elles. "
+                    "Corrigez le fichier (format dans corpus/README.md).")
+    if not isinstance(data, dict):
+        return {}, f"{name} : ce n'est pas une liste « clé: valeur », ignoré (format dans corpus/README.md)."
+    unknown = sorted(str(k) for k in data if str(k) not in SIDECAR_KEYS)
+    meta = {str(k): v for k, v in data.items() if str(k) in SIDECAR_KEYS and v not in (None, "", [])}
+    warning = (f"{name} : clé(s) inconnue(s) ignorée(s) : {', '.join(unknown)} (clés : {', '.join(SIDECAR_KEYS)})."
+               if unknown else None)
+    return meta, warning
+
+
+def is_sidecar(path: Path) -> bool:
+    return path.name.lower().endswith(SIDECAR_SUFFIX)
+
+
+def load_file(path: Path, root: Path, max_bytes: int | None = None, ocr_lang: str | None = None) -> LoadResult:
+    """Load one corpus file. Raises ``LoadError`` (French message naming the file) on bad input.
+    ``ocr_lang`` (``fra``) turns on the recognition of PDF pages without text; the sidecar
+    ``<name>.meta.yaml``, when present, gives or overrides the metadata."""
     rel_path = path.relative_to(root)
     rel = rel_path.as_posix()
     suffix = path.suffix.lower()
@@ -390,18 +471,23 @@ def load_file(path: Path, root: Path, max_bytes: int | None = None) -> LoadResul
             "ou relevez la limite avec ASSISTANT_MAX_FILE_MB."
         )
     raw = path.read_bytes()
+    sidecar, warning = read_sidecar(path, rel)
     if suffix == ".pdf":
-        return load_pdf(raw, rel_path)
-    if suffix == ".docx":
-        return load_docx(raw, rel_path)
-    if b"\x00" in raw[:4096] and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise LoadError(rel, "fichier binaire sous une extension de texte : ce n'est pas du texte lisible.")
-    return load_markdown(raw, rel_path)
+        result = load_pdf(raw, rel_path, ocr_lang=ocr_lang, sidecar=sidecar)
+    elif suffix == ".docx":
+        result = load_docx(raw, rel_path, sidecar=sidecar)
+    else:
+        if b"\x00" in raw[:4096] and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise LoadError(rel, "fichier binaire sous une extension de texte : ce n'est pas du texte lisible.")
+        result = load_markdown(raw, rel_path, sidecar=sidecar)
+    if warning:
+        result.warnings.insert(0, warning)
+    return result
 
 
 def is_candidate(path: Path, root: Path) -> bool:
     """Files the ingester looks at: not hidden, not README/STATS documentation files."""
     rel = path.relative_to(root)
-    if any(part.startswith((".", "_")) for part in rel.parts):
+    if any(part.startswith((".", "_")) for part in rel.parts) or is_sidecar(path):
         return False
     return path.name.lower() not in IGNORED_NAMES

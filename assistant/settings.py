@@ -53,6 +53,9 @@ class Settings(BaseSettings):
 
     # Ingestion limits
     max_file_mb: float = Field(25.0, gt=0, le=2000)
+    # OCR of PDF pages without a text layer (Tesseract); ASSISTANT_OCR=0 turns it off
+    ocr: bool = True
+    ocr_lang: str = Field("fra", pattern=r"^[a-z_]{3,8}(\+[a-z_]{3,8})*$", description="langues Tesseract")
 
     # Vector store: empty URL = embedded Chroma in index_dir; else a Chroma server
     chroma_url: str = ""

@@ -55,6 +55,7 @@ class Citation:
     text: str
     score: float
     illustrative: bool
+    ocr: bool = False  # the passage's text was recognised from a scanned page (OCR)
 
 
 @dataclass

@@ -32,5 +32,14 @@ if [ "${1:-}" = "--dev" ] && [ ! -x /usr/bin/chromium ]; then
     echo "==> chromium absent : installez-le (sudo apt-get install -y chromium) pour les tests navigateur" >&2
   fi
 fi
+if ! command -v tesseract >/dev/null 2>&1 || ! tesseract --list-langs 2>/dev/null | grep -qx fra; then
+  # OCR of scanned PDF pages (assistant/ocr.py): Debian's Tesseract and its French data
+  if [ "$(id -u)" = "0" ]; then
+    echo "==> Installation de Tesseract (reconnaissance de caractères des PDF scannés)"
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q tesseract-ocr tesseract-ocr-fra
+  else
+    echo "==> Tesseract absent : installez-le (sudo apt-get install -y tesseract-ocr tesseract-ocr-fra) pour lire les PDF scannés, ou réglez ASSISTANT_OCR=0" >&2
+  fi
+fi
 echo "==> Préparation du modèle d'embedding (hors ligne)"
 .venv/bin/assistant models

@@ -42,7 +42,7 @@ def test_ingest_then_ask_json_lines(tmp_path):
     assert set(first) >= {"question", "standalone_question", "status", "answer", "citations", "experiences", "timings_ms"}
     assert first["status"] == "answered" and "[1]" in first["answer"]
     c = first["citations"][0]
-    assert set(c) == {"n", "source", "title", "doc_type", "page", "section", "text", "score", "illustrative"}
+    assert set(c) == {"n", "source", "title", "doc_type", "page", "section", "text", "score", "illustrative", "ocr"}
     assert c["source"] == "fiches-outils/cc.md" and c["section"] == "Cadre légal" and c["page"] is None
     assert "21 février 2014" in c["text"] and c["illustrative"] is False
     assert second["status"] == "no_answer" and second["citations"] == []

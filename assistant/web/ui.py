@@ -40,9 +40,13 @@ EXAMPLES = [
     "Quel rôle pour un conseil de développement ?",
 ]
 FICTIF = '<span class="fictif">exemple fictif</span>'
+OCR_MARK = ('<span class="ocr" title="Texte lu sur une page scannée par reconnaissance de caractères : '
+            'vérifiez-le dans le document">texte reconnu (OCR)</span>')
 CSS = """
 .fictif { background: #fff3cd; color: #5c4400; border: 1px solid #b38600; border-radius: 4px;
           padding: 0 .35em; font-size: .85em; font-weight: 600; white-space: nowrap; }
+.ocr { background: #e0ecff; color: #1e3a8a; border: 1px solid #1d4ed8; border-radius: 4px;
+       padding: 0 .35em; font-size: .85em; white-space: nowrap; }
 .sources ol, .experiences ul { padding-left: 1.2em; }
 .sources blockquote { border-left: 3px solid #6b7280; margin: .4em 0; padding-left: .6em; white-space: pre-wrap; }
 .sources .meta, .experiences .meta { color: #374151; font-size: .9em; }
@@ -73,6 +77,8 @@ def sources_html(citations: list[Any]) -> str:
             where.append(f"Section : {esc(c.section)}")
         if c.page:
             where.append(f"Page : {c.page}")
+        if getattr(c, "ocr", False):
+            where.append(OCR_MARK)
         items.append(
             f'<li id="source-{c.n}"><details{" open" if i == 0 else ""}><summary>[{c.n}] {esc(c.title)}'
             f'{" " + FICTIF if c.illustrative else ""}</summary><p class="meta">{" · ".join(where)}</p>'

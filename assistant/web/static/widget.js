@@ -71,7 +71,8 @@
       var sum = el("summary", {}, "[" + c.n + "] " + c.title + " ");
       if (c.illustrative) sum.appendChild(fictif());
       det.appendChild(sum);
-      var where = "Fichier : " + c.source + (c.section ? " · Section : " + c.section : "") + (c.page ? " · Page : " + c.page : "");
+      var where = "Fichier : " + c.source + (c.section ? " · Section : " + c.section : "") + (c.page ? " · Page : " + c.page : "") +
+        (c.ocr ? " · texte reconnu (OCR)" : "");
       det.appendChild(el("p", { "class": "meta" }, where));
       det.appendChild(el("blockquote", {}, c.text));
       det.appendChild(el("a", { href: sourceHref(c.source, c.page), target: "_blank", rel: "noopener" },
