@@ -149,3 +149,64 @@ def test_bad_inputs_have_french_messages_naming_the_file(tmp_path: Path, case: s
         load_file(f, tmp_path, max_bytes=max_bytes)
     assert expected in str(info.value)
     assert str(info.value).startswith(f"fiches-outils/{f.name} :")
+
+
+SIDECAR = """type: fiche_experience
+titre: Bilan des ateliers du lavoir
+territoire: Bourg-Neuf (commune fictive)
+departement: Creuse
+echelle: [commune, intercommunalite]
+themes: [patrimoine, participation]
+statut: exemple fictif
+"""
+
+
+def test_sidecar_metadata_for_a_pdf_and_a_docx(tmp_path: Path):
+    pdf = make_pdf(tmp_path / "rapports/bilan.pdf", ["Bilan\n\nLes habitants ont restauré le lavoir.", "Suite du bilan."],
+                   keywords="type=rapport; echelle=region")
+    (tmp_path / "rapports/bilan.pdf.meta.yaml").write_text(SIDECAR, encoding="utf-8")
+    docs = load_file(pdf, tmp_path).documents
+    assert [d.metadata["page"] for d in docs] == [1, 2]
+    for m in (d.metadata for d in docs):
+        assert m["doc_type"] == "fiche_experience" and m["title"] == "Bilan des ateliers du lavoir"
+        assert m["echelle"] == ["commune", "intercommunalite"] and m["departement"] == "Creuse"
+        assert m["themes"] == ["patrimoine", "participation"] and m["illustrative"] is True
+    word = make_docx(tmp_path / "entretiens/e.docx", {"type": "entretien", "titre": "Ancien titre"},
+                     [("Normal", "Animatrice : Bonjour."), ("Normal", "Habitant : Nous voulions le lavoir.")])
+    (tmp_path / "entretiens/e.docx.meta.yaml").write_text("titre: Entretien au lavoir\ndepartement: Landes\n",
+                                                         encoding="utf-8")
+    m = load_file(word, tmp_path).documents[0].metadata
+    assert m["title"] == "Entretien au lavoir" and m["departement"] == "Landes" and m["doc_type"] == "entretien"
+
+
+def test_broken_or_unknown_sidecar_keys_warn_and_the_file_still_loads(tmp_path: Path):
+    txt = write_md(tmp_path / "rapports/note.txt", "Une note sur la concertation.\n")
+    side = tmp_path / "rapports/note.txt.meta.yaml"
+    side.write_text("titre: [non fermé\n", encoding="utf-8")
+    result = load_file(txt, tmp_path)
+    assert result.documents and "note.txt.meta.yaml" in result.warnings[0] and "corpus/README.md" in result.warnings[0]
+    side.write_text("titre: Note\ncouleur: bleu\n", encoding="utf-8")
+    result = load_file(txt, tmp_path)
+    assert result.documents[0].metadata["title"] == "Note" and "couleur" in result.warnings[0]
+    assert "couleur" not in result.documents[0].metadata
+
+
+def test_ingest_reads_a_file_again_when_its_sidecar_changes(tmp_path: Path, settings_for):
+    from assistant.ingest import ingest
+    from assistant.retrieve import open_index
+
+    s = settings_for()
+    make_pdf(s.corpus_dir / "rapports/bilan.pdf", ["Bilan\n\nLes habitants ont restauré le lavoir communal."])
+    first = ingest(s.corpus_dir, s.index_dir, s, progress=False)
+    assert first.added == ["rapports/bilan.pdf"] and not first.skipped
+    side = s.corpus_dir / "rapports/bilan.pdf.meta.yaml"
+    side.write_text(SIDECAR, encoding="utf-8")
+    second = ingest(s.corpus_dir, s.index_dir, s, progress=False)
+    assert second.changed == ["rapports/bilan.pdf"] and not second.skipped  # the sidecar is no corpus file
+    index = open_index(s)
+    assert {m["departement"] for m in index.metadata.values()} == {"Creuse"}
+    assert index.search("lavoir", k=3, filters={"echelle": "commune", "departement": "Creuse"})
+    index.manifest.close()
+    assert ingest(s.corpus_dir, s.index_dir, s, progress=False).unchanged == ["rapports/bilan.pdf"]
+    side.unlink()
+    assert ingest(s.corpus_dir, s.index_dir, s, progress=False).changed == ["rapports/bilan.pdf"]
