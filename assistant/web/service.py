@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.answer import answer
+from assistant.documents import DocumentError, Documents, IngestJob
 from assistant.errors import AssistantError
 from assistant.evals.jobs import EvalJob
 from assistant.ingest import IngestReport, ingest
@@ -75,6 +76,8 @@ class Service:
         self._embed_lock = threading.Lock()
         self.evals_dir = Path("evals")  # gold sets, reports, parts (relative to the working directory)
         self.eval_job: EvalJob | None = None
+        self.documents = Documents(settings)
+        self.ingest_job = IngestJob(self.reindex)
 
     def reindex(self, wait: bool = False, on_progress: Callable[[int, int, str], None] | None = None) -> IngestReport:
         """Bring the index up to date with the corpus in this warm process (model already loaded,
@@ -97,6 +100,40 @@ class Service:
             self.index.manifest.close()
             self.index = fresh
         return report
+
+    # --- staff « Documents » tab ---------------------------------------------------------------
+
+    def upload(self, files: list[tuple[str, bytes]], folder: str | None = None,
+               replace: bool = False) -> list[dict[str, Any]]:
+        """Store each file that passes the checks (the others are refused with a French reason and
+        change nothing), then start the background ingest. One result per file."""
+        results: list[dict[str, Any]] = []
+        for name, raw in files:
+            try:
+                source = self.documents.save_upload(name, raw, folder=folder, replace=replace)
+                results.append({"name": name, "source": source, "ok": True,
+                                "message": f"{source} : enregistré, indexation en cours."})
+            except DocumentError as exc:
+                results.append({"name": name, "source": None, "ok": False, "message": str(exc), "status": exc.status})
+        if any(r["ok"] for r in results):
+            self.ingest_job.request()
+        return results
+
+    def delete_document(self, source: str) -> str:
+        rel = self.documents.delete(source)
+        self.ingest_job.request()
+        return rel
+
+    def set_document_metadata(self, source: str, meta: dict[str, Any]) -> dict[str, Any]:
+        values = self.documents.set_metadata(source, meta)
+        self.ingest_job.request()
+        return values
+
+    def documents_state(self) -> dict[str, Any]:
+        """What the tab and ``GET /staff/documents`` show: the documents and the ingest's progress."""
+        from assistant.documents import as_dicts
+
+        return {"documents": as_dicts(self.documents.list()), "ingest": self.ingest_job.state()}
 
     def check(self, question: str, history: Any = None, filters: Any = None) -> tuple[str, list[str], dict[str, str]]:
         """Validate a request; raises QuestionError with a French message."""
