@@ -171,3 +171,67 @@ def test_documents_tab_flow_with_background_ingest(tmp_path):
     assert all(m["source"] != "rapports/bilan-ateliers.pdf" for m in service.index.metadata.values())
     result, _ = service.ask("Quel jour ouvre l'atelier vélo de la maison des jeunes ?")
     assert all(c.source != "rapports/bilan-ateliers.pdf" for c in result.citations)
+
+
+def test_rest_endpoints_check_the_password_and_refuse_cross_site(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from assistant.web.server import create_app
+
+    settings, index = build_index(tmp_path, {"fiches-outils/conseil-citoyen.md": FICHE},
+                                  chroma_collection="documents_rest", staff_password="secret",
+                                  rate_limit_per_minute=0, allowed_origins="http://127.0.0.1:8123")
+    app = create_app(settings, index=index, with_ui=False)
+    service = app.state.service
+    auth = {"Authorization": "Basic " + __import__("base64").b64encode(b"equipe:secret").decode()}
+    pdf = pdf_bytes(tmp_path, ["Le marché de producteurs du samedi réunit douze fermes du canton."])
+    with TestClient(app) as client:
+        assert client.get("/staff/documents").status_code == 401
+        assert client.post("/staff/documents", files=[("files", ("m.pdf", pdf, "application/pdf"))]).status_code == 401
+        listed = client.get("/staff/documents", headers=auth).json()
+        assert [(d["source"], d["status"], d["reason"]) for d in listed] == [("fiches-outils/conseil-citoyen.md", "indexed", None)]
+        # cross-site: another site's page posting with the staff's browser credentials is refused
+        for headers in ({"Origin": "https://pirate.example"}, {"Sec-Fetch-Site": "cross-site"},
+                        {"Referer": "https://pirate.example/page"}):
+            r = client.post("/staff/documents", headers={**auth, **headers},
+                            files=[("files", ("m.pdf", pdf, "application/pdf"))])
+            assert r.status_code == 403 and "autre site" in r.json()["detail"]
+            assert client.delete("/staff/documents/fiches-outils/conseil-citoyen.md", headers={**auth, **headers}).status_code == 403
+            assert client.put("/staff/documents/fiches-outils/conseil-citoyen.md/metadata", json={},
+                              headers={**auth, **headers}).status_code == 403
+        assert not (settings.corpus_dir / "depots").exists()
+        # same origin (the staff tab itself), several files, one forged
+        r = client.post("/staff/documents", headers={**auth, "Origin": "http://testserver"},
+                        data={"folder": "rapports"},
+                        files=[("files", ("../../Marché.pdf", pdf, "application/pdf")),
+                               ("files", ("faux.pdf", b"GIF89a pas un pdf", "application/pdf"))])
+        assert r.status_code == 200
+        results = r.json()["results"]
+        assert results[0]["ok"] and results[0]["source"] == "rapports/marche.pdf"
+        assert not results[1]["ok"] and "n'est pas un PDF" in results[1]["message"]
+        assert service.ingest_job.wait(60)
+        docs = {d["source"]: d for d in client.get("/staff/documents", headers=auth).json()}
+        assert docs["rapports/marche.pdf"]["status"] == "indexed" and docs["rapports/marche.pdf"]["pages"] == 1
+        r = client.post("/staff/documents", headers=auth, data={"folder": "rapports"},
+                        files=[("files", ("marche.pdf", pdf, "application/pdf"))])
+        assert r.status_code == 409 and "existe déjà" in r.json()["results"][0]["message"]
+        assert client.post("/staff/documents", headers=auth, data={"folder": "rapports", "replace": "1"},
+                           files=[("files", ("marche.pdf", pdf, "application/pdf"))]).status_code == 200
+        assert service.ingest_job.wait(60)
+        preview = client.get("/staff/documents/rapports/marche.pdf/passages", headers=auth).json()
+        assert preview[0]["page"] == 1 and "douze fermes" in preview[0]["text"]
+        r = client.put("/staff/documents/rapports/marche.pdf/metadata", headers=auth,
+                       json={"echelle": ["intercommunalite"], "departement": "Landes"})
+        assert r.status_code == 200 and r.json()["metadata"] == {"departement": "Landes", "echelle": ["intercommunalite"]}
+        assert client.put("/staff/documents/../secret.txt/metadata", headers=auth, json={}).status_code == 404
+        assert client.put("/staff/documents/fiches-outils/conseil-citoyen.md/metadata", headers=auth,
+                          json={"departement": "Landes"}).status_code == 409
+        assert service.ingest_job.wait(60)
+        body = {"question": "marché de producteurs", "filters": {"departement": "Landes", "echelle": "intercommunalite"}}
+        cited = client.post("/api/ask", json=body).json()["citations"]
+        assert cited and cited[0]["source"] == "rapports/marche.pdf"
+        assert client.delete("/staff/documents/rapports/marche.pdf", headers=auth).status_code == 200
+        assert client.delete("/staff/documents/rapports/marche.pdf", headers=auth).status_code == 404
+        assert service.ingest_job.wait(60)
+        assert client.post("/api/ask", json=body).json()["citations"] == []
+        assert client.get("/staff/ingest", headers=auth).json()["report"]["removed"] == ["rapports/marche.pdf"]

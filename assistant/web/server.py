@@ -4,7 +4,8 @@ Routes: ``GET /health``, ``POST /api/ask`` (JSON contract of DESIGN.md, answer i
 ``X-Answer-Id`` header), ``POST /api/feedback``, ``GET /widget`` (compact chat for iframes),
 ``GET /embed.js`` (launcher), ``GET /sources/<path>`` (corpus files for citation links),
 ``GET /staff/feedback.csv`` and ``POST /staff/reindex`` (HTTP Basic, staff password: the export of
-feedback, and an incremental re-index in the warm process), and the Gradio UI mounted at ``/``.
+feedback, and an incremental re-index in the warm process), the ``/staff/documents`` endpoints
+(``assistant/web/documents_api.py``), and the Gradio UI mounted at ``/``.
 
 Usage::
 
@@ -226,6 +227,10 @@ def create_app(settings: Settings, index: Index | None = None, with_ui: bool = T
         except IngestBusy as exc:
             return _error(409, str(exc))
         return JSONResponse({**report.as_dict(), "summary": report.summary()})
+
+    from assistant.web.documents_api import add_document_routes
+
+    add_document_routes(app, service, staff_refusal)
 
     if with_ui:
         from assistant.web.ui import mount_ui
