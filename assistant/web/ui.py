@@ -213,7 +213,7 @@ def build_ui(service: Service) -> gr.Blocks:
                     "« exemple fictif » sont des illustrations, pas des expériences réelles.")
         history = gr.State([])
         ids = gr.State({})
-        with gr.Tab("Discuter"):
+        with gr.Tab("Discuter") as chat_tab:
             with gr.Row():
                 with gr.Column(scale=3):
                     chatbot = gr.Chatbot(label="Conversation", height=480, sanitize_html=True, allow_tags=False,
@@ -228,9 +228,12 @@ def build_ui(service: Service) -> gr.Blocks:
                     gr.Examples(EXAMPLES, inputs=question, label="Exemples de questions")
                     with gr.Accordion("Filtres", open=False):
                         doc_type = gr.Dropdown(choices["doc_type"], label="Type de document", value=None)
-                        echelle = gr.Dropdown(choices["echelle"], label="Échelle", value=None)
-                        departement = gr.Dropdown(choices["departement"], label="Département", value=None)
-                        theme = gr.Dropdown(choices["theme"], label="Thème", value=None)
+                        echelle = gr.Dropdown(choices["echelle"], label="Échelle", value=None, elem_id="filter-echelle")
+                        # the choices follow the corpus (refreshed when the tab is shown); a value that
+                        # has just left it must not break the question (it then finds nothing)
+                        departement = gr.Dropdown(choices["departement"], label="Département", value=None,
+                                                  elem_id="filter-departement", allow_custom_value=True)
+                        theme = gr.Dropdown(choices["theme"], label="Thème", value=None, allow_custom_value=True)
                     with gr.Accordion("Un commentaire sur la dernière réponse ? (facultatif)", open=False):
                         comment = gr.Textbox(label="Commentaire", lines=2, max_length=2000)
                         send_comment = gr.Button("Envoyer le commentaire")
@@ -249,6 +252,15 @@ def build_ui(service: Service) -> gr.Blocks:
         send_comment.click(on_comment, [comment, ids], [comment, feedback_status], api_visibility="private")
         with gr.Tab("Espace équipe"):
             _staff_view(service)
+
+        def refresh_filters(*current: str | None) -> tuple:
+            fresh = service.filter_choices()  # the corpus may have changed (Documents tab)
+            keys = ("doc_type", "echelle", "departement", "theme")
+            return tuple(gr.update(choices=fresh[key], value=value if value in {v for _, v in fresh[key]} else None)
+                         for key, value in zip(keys, current, strict=True))
+
+        filters = [doc_type, echelle, departement, theme]
+        chat_tab.select(refresh_filters, filters, filters, api_visibility="private")
     return demo
 
 
@@ -260,16 +272,20 @@ def _staff_view(service: Service) -> None:
     login = gr.Button("Ouvrir l'espace équipe")
     message = gr.Markdown()
     token = gr.State("")  # the staff session, checked on the server by every staff handler
-    with gr.Column(visible=False) as panel:
-        summary = gr.Markdown()
-        feedback = gr.Dataframe(headers=["Date", "Avis", "Commentaire", "Canal", "Question", "Statut", "Réponse"],
-                                label="Avis sur les réponses", interactive=False, wrap=True)
-        gaps = gr.Dataframe(headers=["Question", "Nombre de fois", "Dernière fois"],
-                            label="Lacunes du corpus (questions restées sans réponse)", interactive=False, wrap=True)
-        gr.Markdown("[Exporter les avis en CSV](staff/feedback.csv) (le navigateur demande le mot de passe ; "
-                    "nom d'utilisateur libre).")
-        refresh = gr.Button("Actualiser")
-        _eval_view(service, token)
+    with gr.Column(visible=False) as panel, gr.Tabs():
+        with gr.Tab("Avis et évaluations"):
+            summary = gr.Markdown()
+            feedback = gr.Dataframe(headers=["Date", "Avis", "Commentaire", "Canal", "Question", "Statut", "Réponse"],
+                                    label="Avis sur les réponses", interactive=False, wrap=True)
+            gaps = gr.Dataframe(headers=["Question", "Nombre de fois", "Dernière fois"],
+                                label="Lacunes du corpus (questions restées sans réponse)", interactive=False, wrap=True)
+            gr.Markdown("[Exporter les avis en CSV](staff/feedback.csv) (le navigateur demande le mot de passe ; "
+                        "nom d'utilisateur libre).")
+            refresh = gr.Button("Actualiser")
+            _eval_view(service, token)
+        with gr.Tab("Documents") as documents_tab:
+            refresh_documents = _documents_view(service, token)
+        documents_tab.select(*refresh_documents, api_visibility="private")
 
     def tables() -> tuple:
         counts = service.store.counts()
@@ -296,7 +312,7 @@ def _staff_view(service: Service) -> None:
 
     outputs = [message, panel, summary, feedback, gaps]
     for trigger in (login.click, password.submit):
-        trigger(open_staff, [password], [*outputs, token, password], api_visibility="private")
+        trigger(open_staff, [password], [*outputs, token, password], api_visibility="private").then(*refresh_documents)
     refresh.click(refresh_staff, [token], outputs, api_visibility="private")
 
 
@@ -307,6 +323,146 @@ def downloadable(path: str | Path) -> str:
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)
     return str(target)
+
+
+DOCUMENT_HEADERS = ["Fichier", "Statut", "Titre", "Type", "Format", "Pages", "Passages", "OCR (pages)", "Échelle",
+                    "Département", "Thèmes", "Fictif", "Raison"]
+STATUS_LABELS = {"indexed": "indexé", "pending": "en attente", "failed": "en échec"}
+
+
+def document_rows(documents: list[dict[str, Any]]) -> list[list[Any]]:
+    return [[d["source"], STATUS_LABELS.get(d["status"], d["status"]), d["title"], d["doc_type"], d["format"],
+             d["pages"] or "", d["passages"], ", ".join(map(str, d["ocr_pages"])), ", ".join(d["echelle"]),
+             d["departement"] or "", ", ".join(d["themes"]), "exemple fictif" if d["illustrative"] else "",
+             d["reason"] or ""] for d in documents]
+
+
+def ingest_text(state: dict[str, Any]) -> str:
+    text = esc(state.get("error") or state.get("message") or "")
+    return text
+
+
+def passages_html(passages: list[dict[str, Any]]) -> str:
+    if not passages:
+        return "<p>Aucun passage indexé pour ce document (pas encore indexé, ou en échec).</p>"
+    items = "".join(
+        f'<li><p class="meta">{"Page " + str(p["page"]) + " · " if p["page"] else ""}{esc(p["section"] or "")}'
+        f'{" " + OCR_MARK if p["ocr"] else ""}</p><blockquote>{esc(p["text"])}</blockquote></li>' for p in passages)
+    return f'<div class="sources"><h3>Passages ({len(passages)})</h3><ol>{items}</ol></div>'
+
+
+def _documents_view(service: Service, token: Any) -> tuple:
+    """The « Documents » tab: list, upload, metadata (sidecar), passages preview, delete, and the
+    background ingest's progress. Returns the (fn, inputs, outputs) that refresh it after login."""
+
+    from assistant.documents import DocumentError
+    from assistant.types import DOC_TYPES, ECHELLES
+
+    docs = service.documents
+    gr.Markdown("Déposez des fiches, rapports ou entretiens (Markdown, texte, PDF — même scanné —, Word ; "
+                f"{service.settings.max_file_mb:g} Mo au plus par fichier). Chaque changement relance l'indexation "
+                "en arrière-plan ; l'assistant continue de répondre avec l'index précédent jusqu'à la fin.")
+    progress = gr.Markdown(elem_id="documents-progress")
+    table = gr.Dataframe(headers=DOCUMENT_HEADERS, label="Documents du corpus", interactive=False, wrap=True,
+                         elem_id="documents-table")
+    with gr.Row():
+        files = gr.File(label="Fichiers à déposer", file_count="multiple", type="filepath",
+                        file_types=[".md", ".txt", ".pdf", ".docx"], elem_id="documents-upload")
+        with gr.Column():
+            folder = gr.Dropdown(docs.folders(), value="depots", label="Dossier du corpus", allow_custom_value=True)
+            replace = gr.Checkbox(label="Remplacer les fichiers existants", value=False)
+            send = gr.Button("Déposer et indexer", variant="primary", elem_id="documents-send")
+    upload_message = gr.Markdown(elem_id="documents-upload-message")
+    gr.Markdown("### Un document")
+    choice = gr.Dropdown([], label="Document", elem_id="documents-choice")
+    with gr.Row():
+        m_type = gr.Dropdown(list(DOC_TYPES), label="Type", value=None)
+        m_title = gr.Textbox(label="Titre")
+        m_territory = gr.Textbox(label="Territoire")
+    with gr.Row():
+        m_departement = gr.Textbox(label="Département", elem_id="meta-departement")
+        m_echelle = gr.Dropdown(list(ECHELLES), label="Échelle", multiselect=True, elem_id="meta-echelle")
+        m_themes = gr.Textbox(label="Thèmes (séparés par des virgules)")
+    with gr.Row():
+        m_date = gr.Textbox(label="Date (AAAA-MM)")
+        m_statut = gr.Textbox(label="Statut (« exemple fictif » pour un texte inventé)")
+    with gr.Row():
+        save = gr.Button("Enregistrer les métadonnées", elem_id="documents-save")
+        confirm = gr.Checkbox(label="Je confirme la suppression", value=False)
+        delete = gr.Button("Supprimer ce document", variant="stop", elem_id="documents-delete")
+    meta_message = gr.Markdown(elem_id="documents-meta-message")
+    preview = gr.HTML("", elem_id="documents-passages")
+    timer = gr.Timer(1.0, active=False)
+    fields = [m_type, m_title, m_territory, m_departement, m_echelle, m_themes, m_date, m_statut]
+
+    def refresh(session: str, current: str | None = None) -> tuple:
+        if not service.staff_sessions.valid(session):
+            return STAFF_REFUSED, gr.update(), gr.update(), gr.Timer(active=False)
+        state = service.documents_state()
+        sources = [d["source"] for d in state["documents"]]
+        value = current if current in sources else None
+        return (ingest_text(state["ingest"]), document_rows(state["documents"]),
+                gr.update(choices=sources, value=value), gr.Timer(active=bool(state["ingest"]["running"])))
+
+    def do_upload(session: str, paths: list[str] | None, where: str | None, again: bool) -> tuple:
+        if not service.staff_sessions.valid(session):
+            return STAFF_REFUSED, None, gr.Timer(active=False)
+        if not paths:
+            return "Choisissez d'abord un ou plusieurs fichiers.", None, gr.Timer(active=False)
+        items = [(Path(p).name, Path(p).read_bytes()) for p in paths]
+        results = service.upload(items, folder=where or None, replace=bool(again))
+        text = "\n".join(("- Enregistré : " if r["ok"] else "- **Refusé** : ") + esc(r["message"]) for r in results)
+        return text, None, gr.Timer(active=True)
+
+    def select(session: str, source: str | None) -> tuple:
+        empty = (None, "", "", "", [], "", "", "")
+        if not service.staff_sessions.valid(session) or not source:
+            return (*empty, "", STAFF_REFUSED if not service.staff_sessions.valid(session) else "")
+        try:
+            info = next(d for d in docs.list() if d.source == source)
+            side = docs.metadata(source)
+            preview_html = passages_html(docs.passages(source))
+        except (DocumentError, StopIteration):
+            return (*empty, "", "Document introuvable : actualisez la liste.")
+        note = ("" if info.editable else "Ce fichier a son bloc de métadonnées en tête (entre « --- ») : "
+                "modifiez-le dans le fichier lui-même.")
+        values = (side.get("type") or info.doc_type, side.get("titre") or info.title, side.get("territoire") or "",
+                  side.get("departement") or info.departement or "", side.get("echelle") or info.echelle,
+                  ", ".join(side.get("themes") or info.themes), str(side.get("date") or ""), str(side.get("statut") or ""))
+        return (*values, preview_html, note)
+
+    def save_meta(session: str, source: str | None, *values: Any) -> tuple:
+        if not service.staff_sessions.valid(session):
+            return STAFF_REFUSED, gr.Timer(active=False)
+        if not source:
+            return "Choisissez d'abord un document.", gr.Timer(active=False)
+        keys = ("type", "titre", "territoire", "departement", "echelle", "themes", "date", "statut")
+        try:
+            service.set_document_metadata(source, dict(zip(keys, values, strict=True)))
+        except DocumentError as exc:
+            return "**Refusé** : " + esc(str(exc)), gr.Timer(active=False)
+        return f"Métadonnées de {esc(source)} enregistrées ; indexation en cours.", gr.Timer(active=True)
+
+    def do_delete(session: str, source: str | None, sure: bool) -> tuple:
+        if not service.staff_sessions.valid(session):
+            return STAFF_REFUSED, gr.Timer(active=False), False
+        if not source or not sure:
+            return "Choisissez un document et cochez « Je confirme la suppression ».", gr.Timer(active=False), False
+        try:
+            service.delete_document(source)
+        except DocumentError as exc:
+            return "**Refusé** : " + esc(str(exc)), gr.Timer(active=False), False
+        return f"{esc(source)} supprimé ; ses passages sont retirés de l'index.", gr.Timer(active=True), False
+
+    outputs = [progress, table, choice, timer]
+    send.click(do_upload, [token, files, folder, replace], [upload_message, files, timer],
+               api_visibility="private").then(refresh, [token, choice], outputs, api_visibility="private")
+    timer.tick(refresh, [token, choice], outputs, api_visibility="private")
+    choice.change(select, [token, choice], [*fields, preview, meta_message], api_visibility="private")
+    save.click(save_meta, [token, choice, *fields], [meta_message, timer], api_visibility="private")
+    delete.click(do_delete, [token, choice, confirm], [meta_message, timer, confirm],
+                 api_visibility="private").then(refresh, [token, choice], outputs, api_visibility="private")
+    return refresh, [token, choice], outputs
 
 
 def eval_status_text(state: dict[str, Any] | None) -> str:
