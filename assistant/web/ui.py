@@ -411,7 +411,7 @@ def _documents_view(service: Service, token: Any) -> tuple:
             return "Choisissez d'abord un ou plusieurs fichiers.", None, gr.Timer(active=False)
         items = [(Path(p).name, Path(p).read_bytes()) for p in paths]
         results = service.upload(items, folder=where or None, replace=bool(again))
-        text = "\n".join(("- Enregistré : " if r["ok"] else "- **Refusé** : ") + esc(r["message"]) for r in results)
+        text = "\n".join(("- " if r["ok"] else "- **Refusé** : ") + esc(r["message"]) for r in results)
         return text, None, gr.Timer(active=True)
 
     def select(session: str, source: str | None) -> tuple:
