@@ -103,17 +103,20 @@ def wait_status(page, source: str, status: str, timeout: float = 90) -> None:
 
 
 def new_question(page, question: str) -> None:
-    """« Nouvelle conversation », then the question sent (the reset empties the box when it lands:
-    fill again until the text stays)."""
+    """« Nouvelle conversation », then the question sent. The reset empties the question box when it
+    lands, which on a loaded machine can be after the box was filled: then fill and send again."""
     page.locator("#new-conversation").click()
     box = page.locator("#question textarea")
-    for _ in range(20):
+    asked = page.locator("#conversation").get_by_text(question)
+    for _ in range(4):
         box.fill(question)
-        time.sleep(0.5)
-        if box.input_value() == question:
-            break
-    page.locator("#send").click()
-    page.locator("#conversation").get_by_text(question).first.wait_for(timeout=30000)
+        page.locator("#send").click()
+        try:
+            asked.first.wait_for(timeout=8000)
+            return
+        except Exception:  # noqa: BLE001 - playwright's TimeoutError: try again
+            continue
+    asked.first.wait_for(timeout=30000)
 
 
 def ask(page, question: str) -> str:

@@ -6,6 +6,7 @@ ingest), ``GET /staff/documents/{source}/passages`` (preview), ``POST /staff/doc
 field ``files``, one or several; optional ``folder`` and ``replace=1``), ``DELETE
 /staff/documents/{source}``, ``PUT /staff/documents/{source}/metadata`` (JSON object of the
 sidecar fields).
+Files are limited to ``ASSISTANT_MAX_FILE_MB`` each, the whole upload to ``ASSISTANT_MAX_UPLOAD_MB``.
 
 Usage::
 
@@ -23,41 +24,18 @@ from fastapi.responses import JSONResponse, Response
 from assistant.documents import DocumentError
 from assistant.web.service import Service
 
-CROSS_SITE = ("Requête refusée : elle vient d'un autre site (contrôle d'origine). Utilisez l'espace équipe de "
-              "l'assistant lui-même.")
-
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"detail": message}, status_code=status)
 
-
-def cross_site(request: Request, allowed: list[str]) -> bool:
-    """True for a browser request sent by another site: ``Sec-Fetch-Site: cross-site`` or an
-    ``Origin`` (else ``Referer``) that is neither this host nor an allowed origin. A request with
-    neither header (curl, scripts) is not a browser's cross-site request."""
-    if request.headers.get("sec-fetch-site", "") == "cross-site":
-        return True
-    origin = request.headers.get("origin") or ""
-    if not origin:
-        referer = request.headers.get("referer") or ""
-        origin = "/".join(referer.split("/", 3)[:3]) if "://" in referer else ""
-    if not origin:
-        return False
-    host = request.headers.get("host", "")
-    return origin.split("://", 1)[-1] != host and origin not in allowed
-
-
-def add_document_routes(app: FastAPI, service: Service, staff_refusal: Callable[[Request], Response | None]) -> None:
+def add_document_routes(app: FastAPI, service: Service, staff_refusal: Callable[..., Response | None]) -> None:
+    """``staff_refusal(request, changes=...)``: the server's check of the staff password, which with
+    ``changes=True`` also refuses a request sent by another site (``security.is_cross_site``). The
+    request body is capped by ``RequestLimits`` (``ASSISTANT_MAX_UPLOAD_MB`` for the upload)."""
     settings = service.settings
-    max_body = int(settings.max_file_mb * 1024 * 1024) * 20 + 1_000_000  # at most 20 files at the limit
 
     def refuse(request: Request, changes: bool) -> Response | None:
-        refusal = staff_refusal(request)
-        if refusal is not None:
-            return refusal
-        if changes and cross_site(request, settings.allowed_origins):
-            return _error(403, CROSS_SITE)
-        return None
+        return staff_refusal(request, changes=changes)
 
     @app.get("/staff/documents")
     def list_documents(request: Request) -> Response:
@@ -86,10 +64,6 @@ def add_document_routes(app: FastAPI, service: Service, staff_refusal: Callable[
         refusal = refuse(request, changes=True)
         if refusal is not None:
             return refusal
-        length = int(request.headers.get("content-length") or 0)
-        if length > max_body:
-            return _error(413, f"Envoi trop volumineux ({length / 1e6:.0f} Mo) : {settings.max_file_mb:g} Mo par "
-                               "fichier au plus (ASSISTANT_MAX_FILE_MB), 20 fichiers par envoi.")
         try:
             form = await request.form(max_files=20, max_fields=10)
         except Exception:  # noqa: BLE001 - starlette raises on a malformed or oversized multipart body

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 UPLOAD_PATHS = ("/gradio_api/upload", "/upload")
+STAFF_UPLOAD_PATH = "/staff/documents"
 
 
 def _message(status: int, text: str) -> tuple[dict, dict]:
@@ -36,6 +37,8 @@ class RequestLimits:
         self.app, self.api_bytes, self.upload_bytes, self.body_timeout_s = app, api_bytes, upload_bytes, body_timeout_s
 
     def limit_for(self, path: str) -> int:
+        if path == STAFF_UPLOAD_PATH:  # the Documents tab's REST upload (multipart files)
+            return self.upload_bytes
         if path.startswith(("/api/", "/staff/")):
             return self.api_bytes
         if path.startswith(UPLOAD_PATHS):
