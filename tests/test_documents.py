@@ -234,3 +234,24 @@ def test_rest_endpoints_check_the_password_and_refuse_cross_site(tmp_path):
         assert service.ingest_job.wait(60)
         assert client.post("/api/ask", json=body).json()["citations"] == []
         assert client.get("/staff/ingest", headers=auth).json()["report"]["removed"] == ["rapports/marche.pdf"]
+
+
+def test_answers_during_an_ingest_come_from_the_previous_state(tmp_path):
+    from assistant.ingest import ingest
+
+    settings, index = build_index(tmp_path, {"fiches-outils/conseil-citoyen.md": FICHE},
+                                  chroma_collection="documents_snapshot")
+    service = Service(settings, index=index)
+    service.index.manifest.pin()  # what Service.reindex does before its ingest
+    fiche = settings.corpus_dir / "fiches-outils/conseil-citoyen.md"
+    fiche.write_text(FICHE.replace("Tirer au sort une partie des membres", "Désigner par élection les membres"),
+                     encoding="utf-8")
+    report = ingest(settings.corpus_dir, settings.index_dir, settings, progress=False)  # another connection
+    assert report.changed == ["fiches-outils/conseil-citoyen.md"]
+    result, _ = service.ask("Comment tirer au sort les membres du conseil citoyen ?")
+    assert any("Tirer au sort" in c.text for c in result.citations), "the served index still reads the old passages"
+    assert not any("élection" in c.text for c in result.citations)
+    service.reindex()  # the swap: the new state is served
+    result, _ = service.ask("Comment désigner par élection les membres du conseil citoyen ?")
+    assert any("élection" in c.text for c in result.citations)
+    assert not any("Tirer au sort" in c.text for c in result.citations)

@@ -64,6 +64,18 @@ class Manifest:
     def close(self) -> None:
         self.db.close()
 
+    def pin(self) -> None:
+        """Read from a snapshot: this connection keeps seeing the manifest as it is now, while another
+        one (an ingest) commits. The web app pins the served index during a background ingest so
+        that answers come from the previous consistent state. ``unpin`` (or ``close``) ends it."""
+        if not self.db.in_transaction:
+            self.db.execute("BEGIN")
+            self.db.execute("SELECT COUNT(*) FROM files").fetchone()  # the snapshot starts at the first read
+
+    def unpin(self) -> None:
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+
     # --- meta -----------------------------------------------------------------------------------
     def get(self, key: str, default: str | None = None) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()

@@ -83,17 +83,25 @@ class Service:
         """Bring the index up to date with the corpus in this warm process (model already loaded,
         Chroma already open: a one-file change takes about 2 s), then serve from the new index.
 
-        Questions are answered meanwhile from the index opened before (its passages list and BM25
-        stay those of the previous consistent state); only the swap to the new index takes the
-        answer lock. One ingest at a time (``IndexLock``): with ``wait=False`` a running one
+        Questions are answered meanwhile from the index opened before: its passages list and BM25
+        are in memory, and its manifest connection is pinned to a snapshot (``Manifest.pin``), so
+        the passages it reads are those of the previous consistent state even after the ingest
+        commits (the dense side may miss the old vectors of a changed file once they are deleted).
+        Only the swap to the new index takes the answer lock. One ingest at a time (``IndexLock``): with ``wait=False`` a running one
         (CLI or app) raises ``IngestBusy`` with the French message."""
         with self._lock:  # answers and this ingest share the model: wrap it once, both use the wrapper
             if not isinstance(self.index.embedder, SerialEmbedder):
                 self.index._embedder = SerialEmbedder(self.index.embedder, self._embed_lock)
             embedder, store = self.index.embedder, self.index.store
-        report = ingest(self.settings.corpus_dir, self.settings.index_dir, self.settings, progress=False,
-                        embedder=embedder, store=store, wait=wait,
-                        on_progress=on_progress)
+            served = self.index
+            served.manifest.pin()  # answers read the passages as they were before this ingest
+        try:
+            report = ingest(self.settings.corpus_dir, self.settings.index_dir, self.settings, progress=False,
+                            embedder=embedder, store=store, wait=wait, on_progress=on_progress)
+        except BaseException:
+            with self._lock:
+                served.manifest.unpin()
+            raise
         fresh = open_index(self.settings, self.settings.index_dir)
         with self._lock:
             fresh._embedder, fresh._store = self.index._embedder, self.index._store
