@@ -66,7 +66,9 @@ class Service:
         self.store = store or FeedbackStore(settings.feedback_path)
         self.limiter = RateLimiter(settings.rate_limit_per_minute)
         self.feedback_limiter = RateLimiter(settings.rate_limit_per_minute * 3)
-        self.staff_limiter = RateLimiter(10 if settings.rate_limit_per_minute else 0)
+        # staff requests per minute and client (the Documents tab polls the ingest); failed passwords
+        # have their own, much lower limit (login_throttle)
+        self.staff_limiter = RateLimiter(120 if settings.rate_limit_per_minute else 0)
         self.staff_sessions = StaffSessions()
         self.login_throttle = LoginThrottle()  # failed staff logins, per client and in all
         self.settings_in_force = snapshot(settings)
