@@ -32,22 +32,18 @@ import unicodedata
 from collections.abc import Callable
 from typing import Any
 
+from assistant import refusal
 from assistant.compose import compose
 from assistant.conversation import standalone_question
 from assistant.experiences import suggest
 from assistant.focus import add_focus
 from assistant.retrieve import Index
-from assistant.store.lexical import analyse
 from assistant.types import Answer, Citation, Hit
 
-# Refusal thresholds, calibrated on evals/gold/dev.yaml with ``benchmarks/answers.py --calibrate``
-# (see README). Hybrid: dense similarity of the best passage + COVERAGE_WEIGHT x lexical coverage.
-# The dense scale depends on the embedding model; a model without calibrated values (or BM25 alone)
-# falls back to the lexical coverage rule.
-THRESHOLDS = {"multilingual-e5-small-q4": {"hybrid": 0.91, "dense": 0.86}}
-COVERAGE_WEIGHT = 0.1
+# The refusal rule is calibrated on each index at ingest time (assistant.refusal, issue 15). BM25
+# alone (``mode="lexical"``, evals only) has no dense score: it refuses on lexical coverage.
 MIN_COVERAGE = 0.45  # idf-weighted share of the question's terms found in the top passages
-TOP_FOR_SUPPORT = 3
+PARTIAL_EXCERPTS = 3
 
 SCOPE = (
     "Je réponds à partir des documents du centre de ressources Pays et Quartiers de Nouvelle-Aquitaine "
@@ -56,6 +52,10 @@ SCOPE = (
     "zéro chômeur, PCAET, PAT, médiation, évaluation participative, et les expériences des territoires."
 )
 NO_ANSWER = "Je n'ai pas trouvé de réponse à cette question dans les documents du centre. "
+PARTIAL = (
+    "**Réponse incertaine** : les documents ne répondent peut-être pas exactement à cette question. "
+    "Voici les passages les plus proches, à vérifier avant de vous en servir :"
+)
 INJECTION_ANSWER = (
     "Je ne peux pas changer mes consignes ni sortir de mon rôle : je réponds seulement, en citant "
     "mes sources, à des questions sur le dialogue territorial. "
@@ -76,35 +76,24 @@ def is_injection(question: str) -> bool:
 
 
 def support(question: str, hits: list[Hit], idf: Callable[[str], float], max_idf: float = 8.0) -> dict[str, float]:
-    """Signals used to decide whether the corpus supports an answer (``question`` already corrected)."""
-    terms = set(analyse(question))
-    # a term the corpus never uses weighs as much as the rarest corpus term: it is strong evidence
-    # that the question is about something else (« recette », « bitcoin »)
-    weights = {t: idf(t) or max_idf for t in terms}
-    total = sum(weights.values())
-    covered: set[str] = set()
-    for hit in hits[:TOP_FOR_SUPPORT]:
-        covered |= set(analyse(hit.chunk.embed_text))
-    coverage = sum(w for t, w in weights.items() if t in covered) / total if total else 0.0
-    dense = max((h.dense_score for h in hits if h.dense_score is not None), default=0.0)
-    both = sum(1 for h in hits[:5] if h.dense_rank and h.lexical_rank and h.dense_rank <= 5 and h.lexical_rank <= 5)
-    return {"coverage": round(coverage, 4), "dense": round(dense, 4), "agreement": both}
+    """Signals used to decide whether the corpus supports an answer (see ``assistant.refusal.support``)."""
+    return refusal.support(question, hits, idf, max_idf)
 
 
-def is_supported(signals: dict[str, float], model: str, mode: str = "hybrid") -> bool:
-    """The refusal rule (see THRESHOLDS): True when the passages support an answer."""
-    thresholds = THRESHOLDS.get(model)
-    if mode == "lexical" or thresholds is None:
-        return signals["coverage"] >= MIN_COVERAGE
-    if mode == "dense":
-        return signals["dense"] >= thresholds["dense"]
-    return signals["dense"] + COVERAGE_WEIGHT * signals["coverage"] >= thresholds["hybrid"]
+def decide(signals: dict[str, float], index: Index, mode: str = "hybrid") -> str:
+    """``answered`` | ``partial`` | ``no_answer`` for the index's own calibration (BM25 alone: the
+    lexical coverage rule, never ``partial``)."""
+    if mode == "lexical":
+        return "answered" if signals["coverage"] >= MIN_COVERAGE else "no_answer"
+    return refusal.decide(signals, refusal.ensure_calibration(index))
 
 
-def refusal_rule(model: str) -> dict[str, Any]:
-    """The refusal thresholds in force for an embedding model (recorded with feedback)."""
-    return {"thresholds": THRESHOLDS.get(model), "coverage_weight": COVERAGE_WEIGHT,
-            "min_coverage": MIN_COVERAGE, "top_for_support": TOP_FOR_SUPPORT}
+def refusal_rule(index: Index) -> dict[str, Any]:
+    """The refusal thresholds in force for an index (recorded with feedback)."""
+    calibration = refusal.stored(index)
+    return {"calibration": calibration.as_dict() if calibration else None,
+            "uncovered_weight": refusal.UNCOVERED_WEIGHT, "min_coverage": MIN_COVERAGE,
+            "top_for_support": refusal.TOP_FOR_SUPPORT}
 
 
 def citation_of(n: int, hit: Hit) -> Citation:
@@ -115,6 +104,29 @@ def citation_of(n: int, hit: Hit) -> Citation:
         text=hit.chunk.text, score=round(float(hit.score), 4), illustrative=bool(meta.get("illustrative")),
         ocr=bool(meta.get("ocr")),
     )
+
+
+def excerpt(text: str, limit: int = 320) -> str:
+    """A passage cut at a word boundary near ``limit`` characters, on one line."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat[:limit].rsplit(" ", 1)[0]
+    return cut + " …"
+
+
+def partial_text(hits: list[Hit]) -> str:
+    """The ``partial`` answer: a French warning, then the closest passages quoted and cited."""
+    lines = [PARTIAL, ""]
+    for n, hit in enumerate(hits, start=1):
+        meta = hit.chunk.metadata
+        where = str(meta.get("title") or meta.get("source") or "")
+        if meta.get("section"):
+            where += f", « {meta['section']} »"
+        if meta.get("page"):
+            where += f", page {meta['page']}"
+        lines.append(f"> {excerpt(hit.chunk.text)} [{n}]\n>\n> — *{where}*\n")
+    return "\n".join(lines).rstrip()
 
 
 def _closest(hits: list[Hit]) -> str:
@@ -156,15 +168,21 @@ def answer(question: str, history: list[str] | None = None, filters: dict[str, A
     t1 = time.perf_counter()
     corrected = index.lexical.correct(standalone)
     signals = support(corrected, hits, index.idf, index.max_idf)
+    status = decide(signals, index, mode)
     text, used = "", []
-    if is_supported(signals, index.settings.embedding_model, mode):
+    if status == "answered":
         hits, focus = add_focus(corrected, hits, index)
         text, used = compose(standalone, hits, index.idf, focus)
+        status = "answered" if used else "no_answer"
+    elif status == "partial":
+        used = hits[:PARTIAL_EXCERPTS]
+        text = partial_text(used)
+        status = "partial" if used else "no_answer"
     citations = [citation_of(n, hit) for n, hit in enumerate(used, start=1)]
-    status = "answered" if citations else "no_answer"
     if status == "no_answer":
+        citations = []
         text = NO_ANSWER + SCOPE + _closest(hits)
-    elif chat_model is not None:
+    elif status == "answered" and chat_model is not None:
         from assistant.llm import generate
 
         result = generate(standalone, citations, chat_model, on_token=on_token)

@@ -1,4 +1,4 @@
-"""Command line: ``assistant ingest | ask | models | serve | eval``. Domain errors become one French message here."""
+"""Command line: ``assistant ingest | ask | models | serve | eval | calibration``. Domain errors become one French message here."""
 
 from __future__ import annotations
 
@@ -53,6 +53,8 @@ def _print_answer(result: object) -> None:
     console = Console()
     if result.standalone_question != result.question:
         console.print(f"[dim]Question comprise : {escape(result.standalone_question)}[/]")
+    if result.status == "partial":
+        console.print("[bold yellow]Réponse incertaine[/] [dim](passages les plus proches, à vérifier)[/]")
     console.print(Markdown(result.answer))
     # the built-in composer's answer ends with its sources (« Pour aller plus loin »); an LLM's may not
     if result.citations and "Pour aller plus loin" not in result.answer:
@@ -148,6 +150,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibration(args: argparse.Namespace) -> int:
+    from assistant.refusal import describe, ensure_calibration
+    from assistant.retrieve import open_index
+
+    settings = _settings(args)
+    index = open_index(settings, settings.index_dir)
+    calibration = ensure_calibration(index, force=args.recompute)
+    print(json.dumps(calibration.as_dict(), ensure_ascii=False) if args.json else describe(calibration))
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from assistant.evals.command import run
 
@@ -179,6 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="port (défaut : ASSISTANT_PORT, 7860)")
     p.add_argument("--index", help="dossier de l'index (défaut : ASSISTANT_INDEX_DIR)")
     p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("calibration", help="afficher (ou recalculer) les seuils de refus étalonnés sur l'index")
+    p.add_argument("--index", help="dossier de l'index (défaut : ASSISTANT_INDEX_DIR)")
+    p.add_argument("--recompute", action="store_true", help="recalculer maintenant, même si le corpus a peu changé")
+    p.add_argument("--json", action="store_true", help="les seuils en JSON")
+    p.set_defaults(func=cmd_calibration)
     from assistant.evals.command import add_arguments
 
     p = sub.add_parser("eval", help="évaluer l'assistant sur un jeu de questions (rapport, porte de non-régression)")

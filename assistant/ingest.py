@@ -67,6 +67,7 @@ class IngestReport:
     seconds: float = 0.0
     rebuilt: str | None = None
     recovered: int = 0
+    calibrated: bool = False  # refusal thresholds (re)computed by this run (assistant.refusal)
 
     @property
     def usable(self) -> bool:
@@ -88,6 +89,8 @@ class IngestReport:
             f"Passages : {self.chunks_total} dans l'index, {self.chunks_embedded} calculé(s) ; "
             f"durée : {self.seconds:.1f} s."
         )
+        if self.calibrated:
+            lines.append("Seuils de refus étalonnés sur ce corpus (voir : assistant calibration).")
         if self.failed:
             lines.append("Fichiers en échec (les autres sont indexés) :")
             lines.extend(f"  - {reason}" if reason.startswith(path) else f"  - {path} : {reason}"
@@ -109,6 +112,7 @@ class IngestReport:
             "skipped": [{"source": p, "reason": r} for p, r in self.skipped], "warnings": self.warnings,
             "chunks": self.chunks_total, "chunks_embedded": self.chunks_embedded,
             "seconds": round(self.seconds, 3), "rebuilt": self.rebuilt, "recovered": self.recovered,
+            "calibrated": self.calibrated,
         }
 
 
@@ -242,6 +246,8 @@ def ingest(
             refresh_lexical(manifest, index_dir)
         finally:
             manifest.close()
+        if report.usable:
+            report.calibrated = _calibrate(settings, index_dir, store)
     finally:
         lock.release()
     report.seconds = time.perf_counter() - start
@@ -316,6 +322,23 @@ def _run(corpus_dir: Path, index_dir: Path, settings: Settings, manifest: Manife
     manifest.set("glossary", json.dumps(load_glossary(corpus_dir), ensure_ascii=False))
     manifest.set("loader_state", loaders_now)
     manifest.set("in_progress", "0")
+
+
+def _calibrate(settings: Settings, index_dir: Path, store: Any) -> bool:
+    """Recompute the refusal thresholds when the corpus changed enough (assistant.refusal)."""
+    from assistant import refusal
+    from assistant.retrieve import open_index
+
+    index = open_index(settings, index_dir)
+    if store is not None:
+        index._store = store
+    try:
+        if not refusal.is_stale(refusal.stored(index), index):
+            return False
+        refusal.ensure_calibration(index, force=True)
+        return True
+    finally:
+        index.manifest.close()
 
 
 def recover_store(store: Any, manifest: Manifest) -> int:

@@ -33,6 +33,9 @@ TABLE_START, TABLE_END = "<!-- debut tableau eval -->", "<!-- fin tableau eval -
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", type=Path, default=DEFAULT_SET, help="jeu de questions (YAML, JSONL ou CSV)")
     p.add_argument("--index", help="dossier de l'index (défaut : ASSISTANT_INDEX_DIR)")
+    p.add_argument("--corpus", type=Path,
+                   help="évaluer un autre corpus : il est indexé d'abord (incrémental) dans --index ou, par "
+                        "défaut, dans evals/reports/index-<nom du dossier>/")
     p.add_argument("--config", default="hybrid", choices=list(CONFIGS), help="configuration (défaut : hybrid)")
     p.add_argument("--configs", help="plusieurs configurations côte à côte, ex. bm25,dense,hybrid[,llm]")
     p.add_argument("--out", type=Path, help="dossier du rapport (défaut : evals/reports/<date>-<config>/)")
@@ -68,11 +71,15 @@ def _one(args: argparse.Namespace, index: Any, entries: list[dict[str, Any]], co
     out = out or REPORTS_DIR / f"{time.strftime('%Y%m%d-%H%M%S')}-{config}"
     baseline = load_report(args.baseline) if args.baseline.is_file() else None
     previous = find_previous(REPORTS_DIR, report, exclude=out)
+    if report["meta"]["mode"] != "lexical":
+        from assistant.refusal import ensure_calibration
+
+        report["meta"]["refusal_calibration"] = ensure_calibration(index).as_dict()
     page = write_report(report, out, previous=previous, baseline=baseline)
     o = report["overall"]
     print(f"{report['meta']['config_label']} : hit@1 {fmt(o['hit@1'])} · hit@3 {fmt(o['hit@3'])} · "
           f"faits dans la réponse {fmt(o['answer_coverage'])} · faits cités {fmt(o['cited_facts'])} · "
-          f"rappel refus {fmt(o['refusal_recall'])} · faux refus {fmt(o['false_refusals'])} · "
+          f"rappel refus {fmt(o['refusal_recall'])} · faux refus {fmt(o['false_refusals'])} · incertaines {fmt(o.get('partial', 0))} · "
           f"latence p50 {fmt(o['latency_p50_ms'], 'latency')} ms")
     print(f"Rapport : {page}")
     return report
@@ -94,6 +101,26 @@ def _gate(args: argparse.Namespace, report: dict[str, Any]) -> int:
     return 0
 
 
+def _other_corpus(args: argparse.Namespace, settings: Any) -> Any:
+    """Settings for ``--corpus DIR``: its own index (and Chroma collection), brought up to date."""
+    from assistant.ingest import ingest
+    from assistant.store.vector import slug
+
+    corpus = Path(args.corpus)
+    if not corpus.is_dir():
+        raise AssistantError(f"Dossier du corpus introuvable : {corpus}. Vérifiez --corpus.")
+    name = slug(corpus.resolve().name if corpus.name != "corpus" else corpus.resolve().parent.name) or "corpus"
+    index_dir = Path(args.index) if args.index else REPORTS_DIR / f"index-{name}"
+    collection = f"{settings.chroma_collection}_{name}"[:63].rstrip("_-.")
+    settings = settings.model_copy(update={"corpus_dir": corpus, "index_dir": index_dir,
+                                           "chroma_collection": collection})
+    report = ingest(corpus, index_dir, settings, progress=not args.quiet)
+    print(f"Corpus {corpus} indexé dans {index_dir} : {report.chunks_total} passages.")
+    if not report.usable:
+        raise AssistantError(f"Aucun passage indexé depuis {corpus} : ajoutez des fichiers lisibles.")
+    return settings
+
+
 def run(args: argparse.Namespace, settings: Any) -> int:
     """The ``eval`` subcommand."""
     if args.compare:
@@ -101,7 +128,12 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     from assistant.retrieve import open_index
 
     entries = load_set(args.set)
+    if getattr(args, "corpus", None):
+        settings = _other_corpus(args, settings)
     index = open_index(settings, settings.index_dir)
+    from assistant.refusal import describe, ensure_calibration
+
+    print(describe(ensure_calibration(index)))
     configs = [c.strip() for c in (args.configs or args.config).split(",") if c.strip()]
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:

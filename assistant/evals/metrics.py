@@ -214,6 +214,7 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
                                        for r in suggested]),
         "citation_precision": sum(cited) / len(cited) if cited else None,
         "supported_sentences": sum(r["sentences_supported"] for r in records) / sentences if sentences else None,
+        "partial": sum(r["status"] == "partial" for r in records) / len(records) if records else 0.0,
         "latency_p50_ms": percentile([r["latency_ms"] for r in records], 50),
         "latency_p95_ms": percentile([r["latency_ms"] for r in records], 95),
     }

@@ -1,0 +1,110 @@
+"""Compare refusal rules by measurement, on a DEV set only (issue 15).
+
+    .venv/bin/python benchmarks/refusal.py --set evals/gold/dev.yaml [--index index/]
+
+For every question of the set (injections aside: another rule refuses them), for the index's
+in-scope pseudo-questions and for the shipped out-of-scope questions, the support signals are
+measured once; then each candidate score is calibrated the way ``assistant.refusal`` does it
+(thresholds between the off-topic quantile and the in-scope median) and scored on the set: refusal
+recall, false refusals, and the share of ``partial`` answers on each side. Candidates:
+
+- ``dense``: best dense similarity alone;
+- ``dense-Wxunc``: dense - W x (1 - IDF-weighted coverage of the question's terms);
+- ``dense-Wxunk``: dense - W x share of the question's terms unknown to the corpus;
+- ``+agree``: + 0.01 x number of top-5 passages ranked top-5 by both retrievers;
+- ``rel``: (dense - off-topic median) / (in-scope median - off-topic median), the score relative to
+  the corpus's background similarity (the calibration itself is then scale-free).
+
+The grid of (REFUSE_AT, ANSWER_AT) positions is printed for the retained score.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+Signals = dict[str, float]
+
+
+def measure(index: Any, questions: list[tuple[str, dict[str, Any] | None]]) -> list[Signals]:
+    from assistant.refusal import support
+
+    out = []
+    for q, filters in questions:
+        hits = index.search(q, k=6, filters=filters)
+        out.append(support(index.lexical.correct(q), hits, index.idf, index.max_idf))
+    return out
+
+
+def candidates() -> dict[str, Any]:
+    c: dict[str, Any] = {"dense": lambda s: s["dense"]}
+    for w in (0.03, 0.05, 0.1, 0.15, 0.2):
+        c[f"dense-{w}xunc"] = lambda s, w=w: s["dense"] - w * (1 - s["coverage"])
+        c[f"dense-{w}xunk"] = lambda s, w=w: s["dense"] - w * s["unknown"]
+    c["dense-0.1xunc+agree"] = lambda s: s["dense"] - 0.1 * (1 - s["coverage"]) + 0.01 * s["agreement"]
+    return c
+
+
+def evaluate(score: Any, pos: list[Signals], neg: list[Signals], inside: list[Signals],
+             outside: list[Signals], refuse_at: float, answer_at: float) -> dict[str, float]:
+    import statistics
+
+    from assistant.refusal import OFF_TOPIC_QUANTILE, quantile
+
+    low = quantile([score(s) for s in outside], OFF_TOPIC_QUANTILE)
+    high = statistics.median(score(s) for s in inside)
+    t_refuse, t_answer = low + refuse_at * (high - low), low + answer_at * (high - low)
+    refused_neg = sum(score(s) < t_refuse for s in neg)
+    refused_pos = sum(score(s) < t_refuse for s in pos)
+    partial_neg = sum(t_refuse <= score(s) < t_answer for s in neg)
+    partial_pos = sum(t_refuse <= score(s) < t_answer for s in pos)
+    return {"recall": refused_neg / len(neg), "false": refused_pos / len(pos),
+            "partial_pos": partial_pos / len(pos), "partial_neg": partial_neg / len(neg),
+            "t_refuse": t_refuse, "t_answer": t_answer}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--set", default="evals/gold/dev.yaml")
+    parser.add_argument("--index", default=None)
+    args = parser.parse_args()
+    if "test" in Path(args.set).name:
+        raise SystemExit("Réglage sur le jeu dev seulement : passez --set evals/gold/dev.yaml (ou un autre jeu dev).")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from assistant.conversation import standalone_question
+    from assistant.evals.goldsets import load_set
+    from assistant.refusal import ANSWER_AT, REFUSE_AT, off_topic_questions, pseudo_questions
+    from assistant.retrieve import open_index
+    from assistant.settings import load_settings
+
+    settings = load_settings(**({"index_dir": Path(args.index)} if args.index else {}))
+    index = open_index(settings)
+    entries = [e for e in load_set(Path(args.set)) if e.get("kind") != "injection"]
+    questions = [(standalone_question(e["question"], e.get("history") or []), e.get("filters")) for e in entries]
+    signals = measure(index, questions)
+    pos = [s for e, s in zip(entries, signals, strict=True) if e["expected_status"] == "answered"]
+    neg = [s for e, s in zip(entries, signals, strict=True) if e["expected_status"] == "no_answer"]
+    inside = measure(index, [(q, None) for q in pseudo_questions(index)])
+    outside = measure(index, [(q, None) for q in off_topic_questions()])
+    print(f"{args.set} : {len(pos)} questions avec réponse, {len(neg)} à refuser ; "
+          f"{len(inside)} pseudo-questions, {len(outside)} questions hors champ")
+    print(f"positions : refus {REFUSE_AT}, réponse {ANSWER_AT}")
+    print(f"{'score':24} rappel  faux_refus  incertaines(avec réponse)  incertaines(à refuser)")
+    for name, score in candidates().items():
+        r = evaluate(score, pos, neg, inside, outside, REFUSE_AT, ANSWER_AT)
+        print(f"{name:24} {r['recall']:6.2f}  {r['false']:10.2f}  {r['partial_pos']:25.2f}  {r['partial_neg']:22.2f}")
+    from assistant.refusal import score_of
+
+    print("\nscore retenu (assistant.refusal.score_of), positions :")
+    print("refus  réponse  rappel  faux_refus  incertaines(avec)  incertaines(à refuser)")
+    for refuse_at in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7):
+        for answer_at in (refuse_at, refuse_at + 0.1, refuse_at + 0.2, refuse_at + 0.3):
+            r = evaluate(lambda s: score_of(s["dense"], s["coverage"]), pos, neg, inside, outside, refuse_at, answer_at)
+            print(f"{refuse_at:5.2f}  {answer_at:7.2f}  {r['recall']:6.2f}  {r['false']:10.2f}  "
+                  f"{r['partial_pos']:17.2f}  {r['partial_neg']:22.2f}")
+
+
+if __name__ == "__main__":
+    main()
