@@ -88,12 +88,10 @@ def decide(signals: dict[str, float], index: Index, mode: str = "hybrid") -> str
     return refusal.decide(signals, refusal.ensure_calibration(index))
 
 
-def refusal_rule(index: Index) -> dict[str, Any]:
-    """The refusal thresholds in force for an index (recorded with feedback)."""
-    calibration = refusal.stored(index)
-    return {"calibration": calibration.as_dict() if calibration else None,
-            "uncovered_weight": refusal.UNCOVERED_WEIGHT, "min_coverage": MIN_COVERAGE,
-            "top_for_support": refusal.TOP_FOR_SUPPORT}
+def refusal_rule(settings: Any) -> dict[str, Any]:
+    """The refusal thresholds in force for the settings' index (recorded with feedback)."""
+    return {"calibration": refusal.stored_in(settings.index_dir), "unknown_weight": refusal.UNKNOWN_WEIGHT,
+            "min_coverage": MIN_COVERAGE, "top_for_support": refusal.TOP_FOR_SUPPORT}
 
 
 def citation_of(n: int, hit: Hit) -> Citation:

@@ -3,13 +3,12 @@
 Why: e5 similarities are squeezed between ~0.80 and ~0.92 and shift with the register and length of
 documents, so a fixed threshold sits in a different place on every corpus (issue 15).
 
-The score of a question is ``best dense similarity - UNCOVERED_WEIGHT x (1 - coverage)``, where
-``coverage`` is the IDF-weighted share of the question's terms found in the top passages (a term
-the corpus never uses weighs as much as its rarest term). At ingest time the index measures two
+The score of a question is ``best dense similarity - UNKNOWN_WEIGHT x unknown``, where ``unknown``
+is the share of the question's terms (stemmed, stop words removed) that the corpus never uses. At ingest time the index measures two
 distributions of this score on itself:
 
-- *in scope*: pseudo-questions, one sentence from each of up to ``PSEUDO_QUESTIONS`` passages
-  spread over the corpus;
+- *in scope*: pseudo-questions, the first words of one sentence from each of up to
+  ``PSEUDO_QUESTIONS`` passages spread over the corpus;
 - *out of scope*: the shipped, documented questions of ``assistant/data/hors_champ.yaml``.
 
 With ``low`` = the ``OFF_TOPIC_QUANTILE`` quantile of the out-of-scope scores and ``high`` = the
@@ -28,13 +27,16 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import sqlite3
 import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -48,11 +50,12 @@ if TYPE_CHECKING:
 MANIFEST_KEY = "refusal_calibration"
 VERSION = 1
 TOP_FOR_SUPPORT = 3
-UNCOVERED_WEIGHT = 0.1
+UNKNOWN_WEIGHT = 0.1
 OFF_TOPIC_QUANTILE = 0.9
 REFUSE_AT = 0.5
 ANSWER_AT = 0.7
 PSEUDO_QUESTIONS = 200
+PSEUDO_WORDS = 10  # a question is short: the first words of a sentence, not the whole sentence
 RECALIBRATE_CHANGE = 0.2
 SENTENCE = re.compile(r"(?<=[.!?…])\s+")
 
@@ -91,12 +94,13 @@ def support(question: str, hits: Sequence[Hit], idf: Callable[[str], float], max
     dense = max((h.dense_score for h in hits if h.dense_score is not None), default=0.0)
     both = sum(1 for h in hits[:5] if h.dense_rank and h.lexical_rank and h.dense_rank <= 5 and h.lexical_rank <= 5)
     return {"coverage": round(coverage, 4), "dense": round(dense, 4), "unknown": round(unknown, 4),
-            "agreement": both, "score": round(score_of(dense, coverage), 4)}
+            "agreement": both, "score": round(score_of(dense, unknown), 4)}
 
 
-def score_of(dense: float, coverage: float) -> float:
-    """The calibrated score: dense similarity, minus a penalty for the question's uncovered terms."""
-    return dense - UNCOVERED_WEIGHT * (1.0 - coverage)
+def score_of(dense: float, unknown: float) -> float:
+    """The calibrated score: dense similarity, minus a penalty for the question's terms the corpus
+    never uses (« bitcoin », « clafoutis »: strong evidence that the question is about something else)."""
+    return dense - UNKNOWN_WEIGHT * unknown
 
 
 def off_topic_questions() -> list[str]:
@@ -106,8 +110,9 @@ def off_topic_questions() -> list[str]:
 
 
 def pseudo_questions(index: Index, limit: int = PSEUDO_QUESTIONS) -> list[str]:
-    """One sentence (6 to 30 words, the longest) from each of up to ``limit`` passages spread evenly
-    over the corpus in a fixed order: what a question the corpus answers looks like to the scorer."""
+    """The first PSEUDO_WORDS words of one sentence (6 to 30 words, the longest) from each of up to
+    ``limit`` passages spread evenly over the corpus in a fixed order: what a short question the
+    corpus answers looks like to the scorer."""
     ids = sorted(index.metadata)
     if not ids:
         return []
@@ -122,7 +127,8 @@ def pseudo_questions(index: Index, limit: int = PSEUDO_QUESTIONS) -> list[str]:
         sentences = [s.strip(" -*#>\t\n") for s in SENTENCE.split(chunk.text.replace("\n", " "))]
         sentences = [s for s in sentences if 6 <= len(s.split()) <= 30]
         if sentences:
-            out.append(max(sentences, key=lambda s: len(s.split())))
+            words = max(sentences, key=lambda s: len(s.split())).split()
+            out.append(" ".join(words[:PSEUDO_WORDS]))
     return out
 
 
@@ -178,6 +184,19 @@ def stored(index: Index) -> Calibration | None:
     return calibration if calibration.version == VERSION else None
 
 
+def stored_in(index_dir: Path) -> dict[str, Any] | None:
+    """The stored calibration of the index in ``index_dir`` as a dict (None when absent)."""
+    path = index_dir / "manifest.sqlite"
+    if not path.is_file():
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            row = db.execute("SELECT value FROM meta WHERE key=?", (MANIFEST_KEY,)).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
+    except (sqlite3.Error, ValueError):
+        return None
+
+
 def is_stale(calibration: Calibration | None, index: Index) -> bool:
     """Recompute when absent, for another model, or after a change of more than RECALIBRATE_CHANGE
     of the passages (added or removed, counted on the passage total)."""
@@ -220,7 +239,7 @@ def describe(calibration: Calibration) -> str:
         f"  mesurés sur {calibration.in_scope} pseudo-questions tirées du corpus (médiane "
         f"{calibration.in_scope_median:.4f}) et {calibration.off_topic} questions hors champ "
         f"(quantile {OFF_TOPIC_QUANTILE:.0%} : {calibration.off_topic_q:.4f})\n"
-        f"  score = similarité du meilleur passage − {UNCOVERED_WEIGHT} × part non couverte des termes "
-        "de la question ; recalcul automatique quand plus de "
+        f"  score = similarité du meilleur passage − {UNKNOWN_WEIGHT} × part des termes "
+        "de la question absents du corpus ; recalcul automatique quand plus de "
         f"{RECALIBRATE_CHANGE:.0%} des passages changent"
     ).replace(".", ",")

@@ -99,9 +99,9 @@ def main() -> None:
 
     print("\nscore retenu (assistant.refusal.score_of), positions :")
     print("refus  réponse  rappel  faux_refus  incertaines(avec)  incertaines(à refuser)")
-    for refuse_at in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7):
+    for refuse_at in (0.1, 0.2, 0.3, 0.4, 0.5):
         for answer_at in (refuse_at, refuse_at + 0.1, refuse_at + 0.2, refuse_at + 0.3):
-            r = evaluate(lambda s: score_of(s["dense"], s["coverage"]), pos, neg, inside, outside, refuse_at, answer_at)
+            r = evaluate(lambda s: score_of(s["dense"], s["unknown"]), pos, neg, inside, outside, refuse_at, answer_at)
             print(f"{refuse_at:5.2f}  {answer_at:7.2f}  {r['recall']:6.2f}  {r['false']:10.2f}  "
                   f"{r['partial_pos']:17.2f}  {r['partial_neg']:22.2f}")
 

@@ -51,7 +51,7 @@ def snapshot(settings: Settings) -> dict[str, Any]:
     from assistant.answer import refusal_rule
 
     values: dict[str, Any] = {name: getattr(settings, name) for name in SETTINGS_IN_FORCE}
-    values["support"] = refusal_rule(settings.embedding_model)  # the refusal thresholds in force
+    values["support"] = refusal_rule(settings)  # the refusal thresholds in force
     return values
 
 

@@ -135,6 +135,9 @@
     if (data.standalone_question && data.standalone_question !== data.question) {
       art.appendChild(el("p", { "class": "meta" }, "Question comprise : " + data.standalone_question));
     }
+    if (data.status === "partial") {
+      art.appendChild(el("p", { "class": "uncertain", role: "note" }, "Réponse incertaine : passages les plus proches, à vérifier"));
+    }
     art.appendChild(renderText(data.answer, count));
     if (data.citations && data.citations.length) art.appendChild(renderSources(data.citations, count));
     if (data.experiences && data.experiences.length) art.appendChild(renderExperiences(data.experiences));

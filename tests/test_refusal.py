@@ -1,0 +1,166 @@
+"""The refusal rule calibrated on each index (assistant/refusal.py) and the ``partial`` status in the
+CLI, the REST API and the chat. Real ingest, real embedded Chroma; the fake embedder (named so)
+replaces the model. The widget's rendering of ``partial`` is in tests/test_browser.py."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from conftest import build_index, write_md
+
+from assistant import refusal
+from assistant.answer import answer
+from assistant.ingest import ingest
+from assistant.retrieve import open_index
+
+TOPICS = [
+    ("conseil-citoyen", "Le conseil citoyen", "Le conseil citoyen réunit des habitants tirés au sort et des acteurs locaux du quartier prioritaire."),
+    ("pcaet", "Le plan climat", "Le plan climat air énergie territorial fixe les actions de transition énergétique de l'intercommunalité."),
+    ("budget", "Le budget participatif", "Le budget participatif laisse les habitants proposer puis voter des projets financés par la commune."),
+    ("jardin", "Le jardin partagé", "Le jardin partagé est cultivé par une association de voisins sur un terrain prêté par la mairie."),
+    ("mobilite", "La mobilité solidaire", "Le garage solidaire loue des voitures à petit prix aux demandeurs d'emploi sans véhicule."),
+    ("eau", "Le prix de l'eau", "Le syndicat des eaux remplace les canalisations qui fuient et fixe le prix du mètre cube."),
+    ("jeunes", "Le conseil des jeunes", "Le conseil municipal des jeunes élit douze collégiens qui gèrent un petit budget de projets."),
+    ("epicerie", "L'épicerie solidaire", "L'épicerie solidaire vend des produits locaux à prix réduit aux familles orientées par le CCAS."),
+    ("habitat", "L'habitat inclusif", "L'habitat inclusif regroupe des logements ordinaires avec une animatrice et un projet de vie partagée."),
+    ("services", "La maison France services", "La maison France services aide les usagers dans leurs démarches administratives en ligne."),
+]
+
+
+def fiche(title: str, text: str) -> str:
+    return f"---\ntype: fiche_outil\ntitre: {title}\n---\n# {title}\n\n## En bref\n\n{text} Cette fiche présente la démarche pas à pas.\n"
+
+
+def corpus_files(n: int = len(TOPICS)) -> dict[str, str]:
+    return {f"fiches-outils/{slug}.md": fiche(title, text) for slug, title, text in TOPICS[:n]}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    return build_index(tmp_path_factory.mktemp("refusal"), corpus_files(), chroma_collection="refusal_test")
+
+
+def test_thresholds_sit_between_the_two_distributions_and_shift_with_them():
+    inside, outside = [0.80, 0.85, 0.90], [0.60, 0.62, 0.70]
+    refuse, answer_from, low, high = refusal.thresholds(inside, outside)
+    assert low < refuse < answer_from < high
+    shifted = refusal.thresholds([x + 0.07 for x in inside], [x + 0.07 for x in outside])
+    assert shifted == pytest.approx((refuse + 0.07, answer_from + 0.07, low + 0.07, high + 0.07))
+
+
+def test_calibration_moves_with_a_corpus_whose_scores_are_shifted(built, monkeypatch):
+    _, index = built
+    base = refusal.calibrate(index)
+    search = index.search
+
+    def shifted(*args, **kwargs):  # the same corpus, seen by a model whose similarities sit 0.05 higher
+        hits = search(*args, **kwargs)
+        return [dataclasses.replace(h, dense_score=h.dense_score + 0.05 if h.dense_score is not None else None)
+                for h in hits]
+
+    monkeypatch.setattr(index, "search", shifted)
+    moved = refusal.calibrate(index)
+    assert moved.refuse_below == pytest.approx(base.refuse_below + 0.05, abs=2e-4)
+    assert moved.answer_from == pytest.approx(base.answer_from + 0.05, abs=2e-4)
+    assert base.in_scope >= 8 and base.off_topic >= 60
+
+
+def test_calibration_is_stored_at_ingest_and_reloaded(built, monkeypatch, capsys):
+    settings, index = built
+    stored = refusal.stored(index)
+    assert stored is not None and stored.chunks == len(index.metadata) and stored.model == "fake"
+    assert refusal.stored_in(settings.index_dir) == stored.as_dict()
+    fresh = open_index(settings)
+
+    def boom(_index):
+        raise AssertionError("la calibration enregistrée aurait dû être relue")
+
+    monkeypatch.setattr(refusal, "calibrate", boom)
+    assert refusal.ensure_calibration(fresh) == stored
+    from assistant.cli import main
+
+    monkeypatch.setenv("ASSISTANT_EMBEDDING_MODEL", "fake")
+    assert main(["calibration", "--index", str(settings.index_dir), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["refuse_below"] == stored.refuse_below
+    assert main(["calibration", "--index", str(settings.index_dir)]) == 0
+    assert "Seuils de refus étalonnés" in capsys.readouterr().out
+
+
+def test_calibration_is_recomputed_after_a_large_change_only(tmp_path):
+    settings, index = build_index(tmp_path, corpus_files(8), chroma_collection="refusal_change")
+    first = refusal.stored(index)
+    assert first is not None and first.chunks == 8
+    index.manifest.close()
+    corpus = settings.corpus_dir
+    slug, title, text = TOPICS[8]
+    write_md(corpus / f"fiches-outils/{slug}.md", fiche(title, text))  # +1 passage out of 8: kept
+    report = ingest(corpus, settings.index_dir, settings, progress=False)
+    assert not report.calibrated and refusal.stored_in(settings.index_dir)["computed"] == first.computed
+    for k in range(3):  # +3 more: more than 20 % of the passages measured on
+        write_md(corpus / f"rapports/r{k}.md", fiche(f"Rapport {k}", f"Le rapport numéro {k} décrit la vie associative locale."))
+    report = ingest(corpus, settings.index_dir, settings, progress=False)
+    assert report.calibrated and "Seuils de refus étalonnés" in report.summary()
+    assert refusal.stored_in(settings.index_dir)["chunks"] == 12
+
+
+def force_band(index, refuse_below: float, answer_from: float) -> None:
+    """Store a calibration whose band makes every question ``partial`` (or refused)."""
+    current = refusal.ensure_calibration(index)
+    forced = dataclasses.replace(current, refuse_below=refuse_below, answer_from=answer_from)
+    index.manifest.set(refusal.MANIFEST_KEY, json.dumps(forced.as_dict()))
+    index._calibration = forced
+
+
+def test_borderline_evidence_gives_a_partial_answer_with_quoted_cited_excerpts(tmp_path):
+    _, index = build_index(tmp_path, corpus_files(), chroma_collection="refusal_partial")
+    force_band(index, -10.0, 10.0)
+    result = answer("Comment marche le garage solidaire ?", index=index)
+    assert result.status == "partial" and result.citations and not result.experiences
+    assert result.answer.startswith("**Réponse incertaine**")
+    assert "> " in result.answer and "[1]" in result.answer
+    assert result.citations[0].source == "fiches-outils/mobilite.md"
+    force_band(index, 10.0, 10.0)
+    refused = answer("Comment marche le garage solidaire ?", index=index)
+    assert refused.status == "no_answer" and refused.citations == []
+
+
+def test_out_of_scope_is_still_no_answer_with_the_calibrated_rule(built):
+    _, index = built
+    for q in ("Quelle est la recette du clafoutis aux cerises ?", "Comment changer la batterie d'un iPhone ?"):
+        assert answer(q, index=index).status == "no_answer", q
+    assert answer("Le garage solidaire loue des voitures à qui ?", index=index).status != "no_answer"
+
+
+def test_partial_in_the_cli_rest_and_chat(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from fastapi.testclient import TestClient
+
+    from assistant.web.server import create_app
+    from assistant.web.ui import chat_text
+
+    settings, index = build_index(tmp_path, corpus_files(), chroma_collection="refusal_fronts",
+                                  rate_limit_per_minute=1000)
+    force_band(index, -10.0, 10.0)
+    question = "Comment marche le garage solidaire ?"
+    env = dict(os.environ, ASSISTANT_EMBEDDING_MODEL="fake", ASSISTANT_CHROMA_COLLECTION="refusal_fronts")
+    exe = str(Path(sys.executable).parent / "assistant")
+    r = subprocess.run([exe, "ask", "--index", str(settings.index_dir), "--json", question], capture_output=True,
+                       text=True, env=env, cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["status"] == "partial" and data["citations"] and "Réponse incertaine" in data["answer"]
+    r = subprocess.run([exe, "ask", "--index", str(settings.index_dir), question], capture_output=True,
+                       text=True, env=env, cwd=tmp_path, timeout=300)
+    assert r.returncode == 0 and "Réponse incertaine" in r.stdout and "garage solidaire" in r.stdout
+    app = create_app(settings, index=index, with_ui=False)
+    with TestClient(app) as client:
+        body = client.post("/api/ask", json={"question": question}).json()
+    assert body["status"] == "partial" and body["citations"][0]["source"] == "fiches-outils/mobilite.md"
+    shown = chat_text(answer(question, index=index))
+    assert "Réponse incertaine" in shown and "garage solidaire" in shown
