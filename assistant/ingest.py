@@ -247,7 +247,7 @@ def ingest(
         finally:
             manifest.close()
         if report.usable:
-            report.calibrated = _calibrate(settings, index_dir, store)
+            report.calibrated = _calibrate(settings, index_dir, store, embedder)
     finally:
         lock.release()
     report.seconds = time.perf_counter() - start
@@ -324,14 +324,13 @@ def _run(corpus_dir: Path, index_dir: Path, settings: Settings, manifest: Manife
     manifest.set("in_progress", "0")
 
 
-def _calibrate(settings: Settings, index_dir: Path, store: Any) -> bool:
+def _calibrate(settings: Settings, index_dir: Path, store: Any, embedder: Any) -> bool:
     """Recompute the refusal thresholds when the corpus changed enough (assistant.refusal)."""
     from assistant import refusal
     from assistant.retrieve import open_index
 
     index = open_index(settings, index_dir)
-    if store is not None:
-        index._store = store
+    index._store, index._embedder = store, embedder  # the ones given to ingest (None: from the settings)
     try:
         if not refusal.is_stale(refusal.stored(index), index):
             return False
