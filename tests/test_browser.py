@@ -230,6 +230,29 @@ def test_plain_iframe_snippet_works_from_allowed_origin(servers, page):
     page.frame_locator("#w").locator("#q").wait_for(timeout=10000)
 
 
+def test_widget_shows_an_uncertain_answer_with_its_excerpts(servers, page):
+    import dataclasses
+
+    from assistant import refusal
+
+    index = servers["service"].index
+    saved = refusal.ensure_calibration(index)
+    index._calibration = dataclasses.replace(saved, refuse_below=-10.0, answer_from=10.0)  # every question borderline
+    try:
+        page.goto(servers["allowed"] + "/iframe.html")
+        frame = page.frame_locator("#w")
+        frame.locator("#q").fill("Comment lancer un conseil citoyen ?")
+        frame.locator("#q").press("Enter")
+        answer = frame.locator("article.msg.assistant").first
+        answer.wait_for(timeout=15000)
+        assert "Réponse incertaine" in answer.locator(".uncertain").inner_text()
+        assert answer.locator("button.cite").count() >= 1
+        assert answer.locator(".sources blockquote").count() >= 1
+        assert answer.locator(".experiences").count() == 0
+    finally:
+        index._calibration = saved
+
+
 def test_disallowed_origin_is_refused(servers, page):
     page.goto(servers["other"] + "/iframe.html")
     page.wait_for_load_state("load")
