@@ -193,12 +193,12 @@ def shuffled_citations(monkeypatch) -> None:
 
 def threshold_zero(monkeypatch) -> None:
     """Refusal threshold at 0: every question is « supported » by its passages."""
-    monkeypatch.setattr(answer_mod, "is_supported", lambda *a, **k: True)
+    monkeypatch.setattr(answer_mod, "decide", lambda *a, **k: "answered")
 
 
 def threshold_one(monkeypatch) -> None:
     """Refusal threshold at 1: no question is supported."""
-    monkeypatch.setattr(answer_mod, "is_supported", lambda *a, **k: False)
+    monkeypatch.setattr(answer_mod, "decide", lambda *a, **k: "no_answer")
 
 
 def reversed_retrieval(monkeypatch) -> None:
