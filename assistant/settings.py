@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     max_connections: int = Field(100, ge=1, le=100000, description="connexions simultanées (au-delà : 503)")
     forwarded_allow_ips: str = Field("", description="proxys de confiance pour X-Forwarded-For ; vide = aucun")
     web_temp_dir: Path | None = Field(None, description="fichiers temporaires de l'interface ; vide = dossier privé")
+    retention_days: int = Field(365, ge=0, le=36500,
+                                description="questions servies (et leurs avis) effacées après N jours ; 0 = gardées")
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

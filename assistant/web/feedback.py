@@ -22,7 +22,7 @@ import re
 import sqlite3
 import threading
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +140,24 @@ class FeedbackStore:
             up = self._db.execute("SELECT COUNT(*) FROM feedback WHERE rating='up'").fetchone()[0]
             down = self._db.execute("SELECT COUNT(*) FROM feedback WHERE rating='down'").fetchone()[0]
         return {"answers": answers, "up": up, "down": down}
+
+    def purge_older_than(self, days: int, now: datetime | None = None) -> int:
+        """Delete the answers served more than ``days`` days ago, with their feedback (RGPD
+        retention); returns the number of answers deleted. ``days`` <= 0 keeps everything."""
+        if days <= 0:
+            return 0
+        cutoff = ((now or datetime.now(UTC)) - timedelta(days=days)).isoformat(timespec="seconds")
+        with self._lock:
+            self._db.execute("DELETE FROM feedback WHERE answer_id IN (SELECT id FROM answers WHERE ts < ?)", (cutoff,))
+            return self._db.execute("DELETE FROM answers WHERE ts < ?", (cutoff,)).rowcount
+
+    def answer_rows(self) -> list[dict[str, Any]]:
+        """Every served answer with its rating (for the staff analytics), oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT a.ts, a.channel, a.status, a.citations, f.rating FROM answers a "
+                "LEFT JOIN feedback f ON f.answer_id = a.id ORDER BY a.ts").fetchall()
+        return [dict(r) for r in rows]
 
     def export_csv(self) -> str:
         """Feedback as CSV (UTF-8, comma-separated; opens in a spreadsheet)."""

@@ -32,6 +32,8 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from assistant.retrieve import Index  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
 from assistant.store.lock import IngestBusy  # noqa: E402
+from assistant.web.analytics import register_analytics  # noqa: E402
+from assistant.web.catalogue import register_public_pages, widget_filters_html  # noqa: E402
 from assistant.web.limits import RequestLimits  # noqa: E402
 from assistant.web.ratelimit import RATE_LIMIT_MESSAGE  # noqa: E402
 from assistant.web.security import (  # noqa: E402
@@ -42,6 +44,7 @@ from assistant.web.security import (  # noqa: E402
     text_problem,
 )
 from assistant.web.service import QuestionError, Service  # noqa: E402
+from assistant.web.stream import register_stream  # noqa: E402
 
 STATIC = Path(__file__).resolve().parent / "static"
 SOURCE_TYPES = {".md": "text/plain; charset=utf-8", ".txt": "text/plain; charset=utf-8",
@@ -121,7 +124,7 @@ def create_app(settings: Settings, index: Index | None = None, with_ui: bool = T
     app.state.service = service
     corpus_root = settings.corpus_dir.resolve()
     widget_html = (STATIC / "widget.html").read_text(encoding="utf-8").replace(
-        "{{max_chars}}", str(settings.max_question_chars))
+        "{{max_chars}}", str(settings.max_question_chars)).replace("{{filters}}", widget_filters_html(service))
 
     def origin_allowed(request: Request) -> bool:
         origin = request.headers.get("origin")
@@ -232,6 +235,9 @@ def create_app(settings: Settings, index: Index | None = None, with_ui: bool = T
 
     add_document_routes(app, service, staff_refusal)
 
+    register_stream(app, service, origin_allowed, client_id, _error)
+    register_analytics(app, service, staff_refusal)
+    register_public_pages(app, service)
     if with_ui:
         from assistant.web.ui import mount_ui
 

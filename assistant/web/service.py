@@ -189,12 +189,19 @@ class Service:
             on_token: Callable[[str], None] | None = None) -> tuple[Answer, str]:
         """Check, answer (one at a time), record; returns the Answer and its id for feedback."""
         question, history, clean = self.check(question, history, filters)
-        if channel not in CHANNELS:
-            raise QuestionError(f"Canal inconnu « {channel[:20]} » : utilisez {', '.join(CHANNELS)}.")
+        self.check_channel(channel)
         with self._lock:
             result = answer(question, history=history, filters=clean, index=self.index, on_token=on_token)
         answer_id = self.store.record_answer(result, channel=channel, filters=clean, settings=self.settings_in_force)
+        if time.monotonic() - getattr(self, "_retention_at", 0.0) >= 3600:  # RGPD retention, hourly
+            self._retention_at = time.monotonic()
+            self.store.purge_older_than(self.settings.retention_days)
         return result, answer_id
+
+    def check_channel(self, channel: str) -> None:
+        """Raise QuestionError unless ``channel`` is one of the fixed CHANNELS."""
+        if channel not in CHANNELS:
+            raise QuestionError(f"Canal inconnu « {channel[:20]} » : utilisez {', '.join(CHANNELS)}.")
 
     def indexed_sources(self) -> frozenset[str]:
         """The corpus files the index holds (the only ones ``/sources/`` serves)."""

@@ -279,8 +279,8 @@ def _staff_view(service: Service) -> None:
                                     label="Avis sur les réponses", interactive=False, wrap=True)
             gaps = gr.Dataframe(headers=["Question", "Nombre de fois", "Dernière fois"],
                                 label="Lacunes du corpus (questions restées sans réponse)", interactive=False, wrap=True)
-            gr.Markdown("[Exporter les avis en CSV](staff/feedback.csv) (le navigateur demande le mot de passe ; "
-                        "nom d'utilisateur libre).")
+            gr.Markdown("[Exporter les avis en CSV](staff/feedback.csv) · [Statistiques d'usage (graphiques, "
+                        "export CSV)](staff/analytics) (le navigateur demande le mot de passe ; nom d'utilisateur libre).")
             refresh = gr.Button("Actualiser")
             _eval_view(service, token)
         with gr.Tab("Documents") as documents_tab:

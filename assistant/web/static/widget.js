@@ -1,5 +1,7 @@
-/* Compact chat of the PQN-A widget: calls api/ask (same origin), renders everything as text
-   (never innerHTML), numbered citations open their source, thumbs up/down + comment. */
+/* Compact chat of the PQN-A widget: streams api/ask/stream (same origin), renders everything as
+   text (never innerHTML), numbered citations open the passage and the source (PDF at its page),
+   compact filters, follow-up questions, conversation kept for the tab (sessionStorage), thumbs
+   up/down + comment. Options from embed.js arrive in the URL (title, greeting, color, filters). */
 (function () {
   "use strict";
   var root = document.querySelector(".widget");
@@ -141,8 +143,110 @@
     art.appendChild(renderText(data.answer, count));
     if (data.citations && data.citations.length) art.appendChild(renderSources(data.citations, count));
     if (data.experiences && data.experiences.length) art.appendChild(renderExperiences(data.experiences));
+    if (data.follow_ups && data.follow_ups.length) art.appendChild(renderFollowUps(data.follow_ups));
     if (answerId) art.appendChild(renderFeedback(answerId));
     return art;
+  }
+
+  /* Options given by embed.js (data-* attributes of the host page's script) in the iframe's URL. */
+  var params = new URLSearchParams(window.location.search);
+  var STORE = "pqna-conversation";
+  var filterBoxes = Array.prototype.slice.call(document.querySelectorAll("[data-filter]"));
+  var filtersOn = document.getElementById("filters-on");
+  var title = params.get("title");
+  if (title) { document.querySelector("h1").textContent = title.slice(0, 80); document.title = title.slice(0, 80); }
+  var greeting = params.get("greeting");
+  if (greeting) document.querySelector(".intro").textContent = greeting.slice(0, 300);
+  var colour = params.get("color");
+  if (colour && contrastOk(colour)) root.style.setProperty("--primary", colour);
+  filterBoxes.forEach(function (box) {
+    var preset = params.get(box.getAttribute("data-filter"));
+    if (preset && Array.prototype.some.call(box.options, function (o) { return o.value === preset; })) box.value = preset;
+    box.addEventListener("change", showFilters);
+  });
+  showFilters();
+
+  /* WCAG contrast of white text on the colour: at least 4.5:1, else the default colour is kept. */
+  function contrastOk(hex) {
+    if (!/^#[0-9a-fA-F]{6}$/.test(hex)) return false;
+    var lum = [1, 3, 5].map(function (i) {
+      var c = parseInt(hex.substr(i, 2), 16) / 255;
+      return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4);
+    });
+    var l = 0.2126 * lum[0] + 0.7152 * lum[1] + 0.0722 * lum[2];
+    return 1.05 / (l + 0.05) >= 4.5;
+  }
+
+  function currentFilters() {
+    var out = {};
+    filterBoxes.forEach(function (box) { if (box.value) out[box.getAttribute("data-filter")] = box.value; });
+    return out;
+  }
+
+  function showFilters() {
+    var n = Object.keys(currentFilters()).length;
+    filtersOn.textContent = n ? "(" + n + " actif" + (n > 1 ? "s" : "") + ")" : "";
+  }
+
+  /* The conversation is kept for the browser tab (sessionStorage): reloaded, it is shown again. */
+  var turns = [];
+  function save() {
+    try { sessionStorage.setItem(STORE, JSON.stringify({ history: history, turns: turns.slice(-10) })); } catch (e) { /* private mode */ }
+  }
+  function restore() {
+    var saved = null;
+    try { saved = JSON.parse(sessionStorage.getItem(STORE) || "null"); } catch (e) { saved = null; }
+    if (!saved || !saved.turns || !saved.turns.length) return;
+    history = saved.history || [];
+    turns = saved.turns;
+    turns.forEach(function (t) {
+      log.appendChild(el("p", { "class": "msg user" }, t.question));
+      log.appendChild(renderAnswer(t.data, t.answerId));
+    });
+    examples.hidden = true;
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function renderFollowUps(items) {
+    var box = el("div", { "class": "follow-ups", role: "group", "aria-label": "Pour continuer" });
+    box.appendChild(el("p", { "class": "meta" }, "Pour continuer :"));
+    items.forEach(function (text) {
+      var b = el("button", { type: "button", "class": "follow-up" }, text);
+      b.addEventListener("click", function () { ask(text); });
+      box.appendChild(b);
+    });
+    return box;
+  }
+
+  /* Read the server-sent events of api/ask/stream: « token » pieces, then the « answer » object. */
+  function readStream(response, onToken, onAnswer) {
+    var reader = response.body.getReader(), decoder = new TextDecoder(), buffer = "", final = null;
+    function handle(block) {
+      var name = "message", data = "";
+      block.split("\n").forEach(function (line) {
+        if (line.indexOf("event:") === 0) name = line.slice(6).trim();
+        else if (line.indexOf("data:") === 0) data += line.slice(5).trim();
+      });
+      if (!data) return;
+      var value = JSON.parse(data);
+      if (name === "token") onToken(value.text);
+      else if (name === "answer") { final = value; onAnswer(value); }
+      else if (name === "error") throw new Error(value.detail);
+    }
+    function pump() {
+      return reader.read().then(function (chunk) {
+        if (chunk.done) {
+          if (!final) throw new Error("La réponse a été interrompue : réessayez.");
+          return;
+        }
+        buffer += decoder.decode(chunk.value, { stream: true });
+        var parts = buffer.split("\n\n");
+        buffer = parts.pop();
+        parts.forEach(handle);
+        return pump();
+      });
+    }
+    return pump();
   }
 
   function ask(text) {
@@ -155,19 +259,33 @@
     log.appendChild(el("p", { "class": "msg user" }, text));
     examples.hidden = true;  // more room for the conversation
     q.value = ""; send.disabled = true; status.textContent = "Recherche dans les documents…";
-    fetch("api/ask", { method: "POST", headers: { "Content-Type": "application/json" },
-                       body: JSON.stringify({ question: text, history: history.slice(-3), filters: {}, channel: "widget" }) })
+    var live = el("article", { "class": "msg assistant streaming", "aria-busy": "true", "aria-label": "Réponse en cours" });
+    var liveText = el("p", { "class": "live" });
+    live.appendChild(liveText);
+    var received = "";
+    fetch("api/ask/stream", { method: "POST", headers: { "Content-Type": "application/json" },
+                              body: JSON.stringify({ question: text, history: history.slice(-3), filters: currentFilters(),
+                                                     channel: "widget" }) })
       .then(function (r) {
-        return r.json().then(function (data) {
-          if (!r.ok) throw new Error(data.detail || "Erreur " + r.status);
+        if (!r.ok) return r.json().then(function (d) { throw new Error(d.detail || "Erreur " + r.status); });
+        log.appendChild(live);
+        return readStream(r, function (piece) {
+          received += piece;
+          liveText.textContent = received;
+          status.textContent = "Réponse en cours…";
+          log.scrollTop = log.scrollHeight;
+        }, function (data) {
           history.push(data.standalone_question);
-          var art = renderAnswer(data, r.headers.get("X-Answer-Id"));
-          log.appendChild(art);
+          var art = renderAnswer(data, data.answer_id);
+          log.replaceChild(art, live);
+          turns.push({ question: text, data: data, answerId: data.answer_id });
+          save();
           log.scrollTop = art.offsetTop - log.offsetTop - 40;  // show the question and the answer's start
           status.textContent = "";
         });
       })
       .catch(function (err) {
+        if (live.parentNode) log.removeChild(live);
         log.appendChild(el("p", { "class": "msg error" }, err.message || "Le service ne répond pas : réessayez plus tard."));
         log.scrollTop = log.scrollHeight;
         status.textContent = "";
@@ -193,7 +311,8 @@
     b.addEventListener("click", function () { ask(b.textContent); });
   });
   document.getElementById("new").addEventListener("click", function () {
-    history = []; count = 0; log.textContent = ""; examples.hidden = false;
+    history = []; turns = []; count = 0; log.textContent = ""; examples.hidden = false;
+    try { sessionStorage.removeItem(STORE); } catch (err) { /* private mode */ }
     status.textContent = "Nouvelle conversation."; q.focus();
   });
   var close = document.getElementById("close");
@@ -206,4 +325,5 @@
   window.addEventListener("message", function (e) {
     if (e.source === window.parent && e.data && e.data.type === "pqna-open") q.focus();
   });
+  restore();
 })();
