@@ -41,5 +41,16 @@ if ! command -v tesseract >/dev/null 2>&1 || ! tesseract --list-langs 2>/dev/nul
     echo "==> Tesseract absent : installez-le (sudo apt-get install -y tesseract-ocr tesseract-ocr-fra) pour lire les PDF scannés, ou réglez ASSISTANT_OCR=0" >&2
   fi
 fi
+if [ "${1:-}" = "--dev" ]; then
+  # axe-core audits accessibility in the browser tests (injected by Playwright, never from a CDN)
+  if ! command -v npm >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+    echo "==> Installation de npm (audit d'accessibilité)"
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q npm
+  fi
+  if [ ! -f .venv/node/node_modules/axe-core/axe.min.js ]; then
+    echo "==> Installation d'axe-core (npm, épinglé) dans .venv/node"
+    npm install --no-audit --no-fund --silent --prefix .venv/node axe-core@4.14.1
+  fi
+fi
 echo "==> Préparation du modèle d'embedding (hors ligne)"
 .venv/bin/assistant models

@@ -52,6 +52,9 @@ CSS = """
 .sources .meta, .experiences .meta { color: #374151; font-size: .9em; }
 .experiences li { border: 1px solid #d1d5db; border-radius: 6px; padding: .5em; margin-bottom: .5em; list-style: none; }
 a:focus-visible, button:focus-visible, summary:focus-visible { outline: 3px solid #1d4ed8; outline-offset: 2px; }
+/* Gradio's orange primary button has white text at 2.8:1 (axe-core « color-contrast »): 10:1 here */
+button.primary, button.primary:hover { background: #1e3a8a !important; color: #fff !important;
+  border-color: #1e3a8a !important; }
 """
 EMPTY_SOURCES = '<div class="sources"><h2>Sources</h2><p>Les sources de la réponse apparaîtront ici.</p></div>'
 EMPTY_EXPERIENCES = '<div class="experiences"><h2>Expériences d\'autres territoires</h2><p>—</p></div>'

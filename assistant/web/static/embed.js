@@ -50,7 +50,7 @@
   var css = ".pqna-launcher{position:fixed;bottom:20px;" + side + ":20px;z-index:2147483000;font:600 15px/1.2 system-ui,sans-serif;" +
     "background:" + primary + ";color:#fff;border:2px solid #fff;border-radius:24px;padding:12px 18px;cursor:pointer;box-shadow:0 2px 8px rgba(0,0,0,.3)}" +
     ".pqna-launcher:hover{filter:brightness(1.15)}" +
-    ".pqna-launcher:focus-visible{outline:3px solid #b45309;outline-offset:3px}" +
+    ".pqna-launcher:focus-visible,.pqna-launcher[data-returned]:focus{outline:3px solid #b45309;outline-offset:3px}" +
     ".pqna-panel{position:fixed;bottom:80px;" + side + ":20px;z-index:2147483000;width:min(400px,calc(100vw - 40px));" +
     "height:min(600px,calc(100vh - 110px));background:#fff;border:1px solid #6b7280;border-radius:10px;overflow:hidden;box-shadow:0 4px 16px rgba(0,0,0,.3)}" +
     ".pqna-panel[hidden]{display:none}.pqna-panel iframe{width:100%;height:100%;border:0}";
@@ -96,8 +96,10 @@
       wanted = false;
       panel.hidden = true;
       button.setAttribute("aria-expanded", "false");
+      button.setAttribute("data-returned", "");  // focus given back by script: keep it visible
       button.focus();
     }
+    button.addEventListener("blur", function () { button.removeAttribute("data-returned"); });
     button.addEventListener("click", function () { if (panel.hidden) open(); else close(); });
     document.addEventListener("keydown", function (e) { if (e.key === "Escape" && !panel.hidden) close(); });
     window.addEventListener("message", function (e) {
