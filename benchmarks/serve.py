@@ -1,5 +1,7 @@
-"""Web app figures: cold start to the first ``/health`` 200, idle RSS, and ``/api/ask`` latency
-(p50 / p95) and errors under 1, 10 and 50 concurrent clients. Everything on 127.0.0.1.
+"""Web app figures: cold start to the first ``/health`` 200, idle RSS, ``/api/ask`` latency
+(p50 / p95) and errors under 1, 10 and 50 concurrent clients, the widget path's time to the first
+streamed token (``POST /api/ask/stream``, warm, 1 client) and the catalogue's response time
+(``GET /catalogue``, with and without a filter). Everything on 127.0.0.1.
 
     .venv/bin/python benchmarks/serve.py                 # sample corpus index (built if missing)
     .venv/bin/python benchmarks/serve.py --rounds 5      # requests per client and level
@@ -72,11 +74,44 @@ def run_level(url: str, questions: list[str], clients: int, rounds: int) -> dict
             "rps": len(latencies) / wall}
 
 
+def first_token(url: str, questions: list[str], n: int) -> dict[str, float]:
+    """Median time to the first « token » event and to the final « answer » event (1 client)."""
+    firsts, totals = [], []
+    with httpx.Client(base_url=url, timeout=120) as http:
+        for i in range(n):
+            body = {"question": questions[i % len(questions)], "history": [], "filters": {}, "channel": "widget"}
+            t0 = time.perf_counter()
+            first = None
+            with http.stream("POST", "/api/ask/stream", json=body) as resp:
+                for line in resp.iter_lines():
+                    if first is None and line.startswith("event: token"):
+                        first = time.perf_counter() - t0
+            totals.append(time.perf_counter() - t0)
+            firsts.append(first if first is not None else totals[-1])
+    return {"first_ms": 1000 * statistics.median(firsts), "first_p95_ms": 1000 * percentile(firsts, 0.95),
+            "total_ms": 1000 * statistics.median(totals)}
+
+
+def catalogue_times(url: str, n: int) -> dict[str, float]:
+    out = {}
+    with httpx.Client(base_url=url, timeout=60) as http:
+        for name, params in (("catalogue", {}), ("catalogue_filtre", {"type": "fiche_experience",
+                                                                       "departement": "Gironde"})):
+            times = []
+            for _ in range(n):
+                t0 = time.perf_counter()
+                http.get("/catalogue", params=params).raise_for_status()
+                times.append(time.perf_counter() - t0)
+            out[name] = 1000 * statistics.median(times)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", default=str(ROOT / "index"))
     parser.add_argument("--rounds", type=int, default=4, help="requêtes par client et par niveau")
     parser.add_argument("--levels", default="1,10,50")
+    parser.add_argument("--stream", type=int, default=20, help="questions du widget (premier jeton)")
     args = parser.parse_args()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False",
            "GRADIO_ANALYTICS_ENABLED": "False", "ASSISTANT_RATE_LIMIT_PER_MINUTE": "0",
@@ -118,6 +153,13 @@ def main() -> int:
             print(f"{r['clients']:>7} {r['requests']:>8} {r['errors']:>6} {r['p50_ms']:>8.0f} {r['p95_ms']:>8.0f} "
                   f"{r['rps']:>6.1f}", flush=True)
         print(f"RSS after load: {rss_mb(proc.pid):.0f} MB")
+        if args.stream:
+            t = first_token(url, questions, args.stream)
+            print(f"widget stream, 1 client, {args.stream} questions: first token p50 {t['first_ms']:.0f} ms, "
+                  f"p95 {t['first_p95_ms']:.0f} ms; whole answer p50 {t['total_ms']:.0f} ms (target first token < 300 ms)")
+            c = catalogue_times(url, 20)
+            print(f"GET /catalogue p50 {c['catalogue']:.1f} ms; filtered (type + département) p50 "
+                  f"{c['catalogue_filtre']:.1f} ms (20 requests each)")
     finally:
         proc.terminate()
         try:
