@@ -55,6 +55,8 @@ a:focus-visible, button:focus-visible, summary:focus-visible { outline: 3px soli
 /* Gradio's orange primary button has white text at 2.8:1 (axe-core « color-contrast »): 10:1 here */
 button.primary, button.primary:hover { background: #1e3a8a !important; color: #fff !important;
   border-color: #1e3a8a !important; }
+/* the selected tab's orange label is below 4.5:1 too */
+button[role="tab"][aria-selected="true"], button[role="tab"].selected { color: #1e3a8a !important; }
 """
 EMPTY_SOURCES = '<div class="sources"><h2>Sources</h2><p>Les sources de la réponse apparaîtront ici.</p></div>'
 EMPTY_EXPERIENCES = '<div class="experiences"><h2>Expériences d\'autres territoires</h2><p>—</p></div>'
