@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -114,3 +119,38 @@ def make_docx(path: Path, meta: dict[str, str] | None, body: list[tuple[str, str
     path.parent.mkdir(parents=True, exist_ok=True)
     doc.save(str(path))
     return path
+
+
+@contextmanager
+def serve_subprocess(settings: Settings, cwd: Path, port: int, **env: str) -> Iterator[str]:
+    """A real ``assistant serve`` process on 127.0.0.1:``port`` over ``settings``' corpus and index
+    (fake embedder), started in ``cwd`` with extra ``ASSISTANT_*`` variables; yields its base URL
+    once ``/health`` answers, and stops it afterwards."""
+    import httpx
+
+    full_env = {**os.environ, "ASSISTANT_CORPUS_DIR": str(settings.corpus_dir),
+                "ASSISTANT_INDEX_DIR": str(settings.index_dir), "ASSISTANT_EMBEDDING_MODEL": "fake",
+                "ASSISTANT_CHROMA_COLLECTION": settings.chroma_collection,
+                "GRADIO_ANALYTICS_ENABLED": "False", "ANONYMIZED_TELEMETRY": "False", **env}
+    proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--port", str(port)], cwd=cwd,
+                            env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None:
+                pytest.fail("le serveur s'est arrêté : " + (proc.stdout.read() if proc.stdout else ""))
+            time.sleep(0.1)
+        else:
+            pytest.fail("le serveur n'a pas répondu à /health en 30 s")
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -14,14 +14,12 @@ chat, the catalogue, the accessibility statement and the staff space. Tiny corpu
 from __future__ import annotations
 
 import base64
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+from conftest import serve_subprocess
 from test_browser import ARGS, CHROMIUM, free_port, host_server, shots_dir
 from test_web import build_web_index
 
@@ -46,36 +44,12 @@ def app_server(tmp_path_factory):
     host_origin = f"http://127.0.0.1:{host_port}"
     settings, index = build_web_index(root, chroma_collection="public_browser", allowed_origins=host_origin)
     index.manifest.close()
-    port = free_port()
-    env = {**os.environ, "ASSISTANT_CORPUS_DIR": str(settings.corpus_dir), "ASSISTANT_INDEX_DIR": str(settings.index_dir),
-           "ASSISTANT_EMBEDDING_MODEL": "fake", "ASSISTANT_CHROMA_COLLECTION": "public_browser",
-           "ASSISTANT_STAFF_PASSWORD": PASSWORD, "ASSISTANT_RATE_LIMIT_PER_MINUTE": "1000",
-           "ASSISTANT_ALLOWED_ORIGINS": host_origin, "GRADIO_ANALYTICS_ENABLED": "False",
-           "ANONYMIZED_TELEMETRY": "False"}
-    proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--port", str(port)], cwd=root, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(base + "/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            pytest.fail("le serveur s'est arrêté : " + (proc.stdout.read() if proc.stdout else ""))
-        time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("le serveur n'a pas répondu à /health en 30 s")
-    pale = HOST_PAGE.format(app=base).replace("#7c2d12", "#ffcc00")  # 1.6:1 with white: refused
-    host = host_server({"/": HOST_PAGE.format(app=base), "/pale": pale}, host_port)
-    yield {"app": base, "host": host_origin}
-    host.shutdown()
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with serve_subprocess(settings, root, free_port(), ASSISTANT_STAFF_PASSWORD=PASSWORD,
+                          ASSISTANT_RATE_LIMIT_PER_MINUTE="1000", ASSISTANT_ALLOWED_ORIGINS=host_origin) as base:
+        pale = HOST_PAGE.format(app=base).replace("#7c2d12", "#ffcc00")  # 1.6:1 with white: refused
+        host = host_server({"/": HOST_PAGE.format(app=base), "/pale": pale}, host_port)
+        yield {"app": base, "host": host_origin}
+        host.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
+from conftest import serve_subprocess
 from test_web import build_web_index
 
 from assistant.web.security import LoginThrottle, StaffSessions, csv_cell, is_cross_site, text_problem
@@ -53,33 +51,10 @@ def server(tmp_path_factory):
     (root / "evals" / "gold").mkdir(parents=True)
     (root / "evals" / "gold" / "test.yaml").write_text("questions: []\n", encoding="utf-8")
     port = free_port()
-    env = {**os.environ, "ASSISTANT_CORPUS_DIR": str(settings.corpus_dir), "ASSISTANT_INDEX_DIR": str(settings.index_dir),
-           "ASSISTANT_EMBEDDING_MODEL": "fake", "ASSISTANT_CHROMA_COLLECTION": "security_test",
-           "ASSISTANT_STAFF_PASSWORD": PASSWORD, "ASSISTANT_RATE_LIMIT_PER_MINUTE": "60",
-           "ASSISTANT_MAX_BODY_KB": "16", "ASSISTANT_MAX_UPLOAD_MB": "1", "ASSISTANT_BODY_TIMEOUT_S": "2",
-           "ASSISTANT_WEB_TEMP_DIR": str(web_tmp), "ASSISTANT_MAX_HISTORY_TURNS": "10",
-           "GRADIO_ANALYTICS_ENABLED": "False", "ANONYMIZED_TELEMETRY": "False"}
-    proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--port", str(port)], cwd=root, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(base + "/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            pytest.fail("le serveur s'est arrêté : " + (proc.stdout.read() if proc.stdout else ""))
-        time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("le serveur n'a pas répondu à /health en 30 s")
-    yield {"base": base, "root": root, "port": port, "web_tmp": web_tmp}
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with serve_subprocess(settings, root, port, ASSISTANT_STAFF_PASSWORD=PASSWORD, ASSISTANT_RATE_LIMIT_PER_MINUTE="60",
+                          ASSISTANT_MAX_BODY_KB="16", ASSISTANT_MAX_UPLOAD_MB="1", ASSISTANT_BODY_TIMEOUT_S="2",
+                          ASSISTANT_WEB_TEMP_DIR=str(web_tmp), ASSISTANT_MAX_HISTORY_TURNS="10") as base:
+        yield {"base": base, "root": root, "port": port, "web_tmp": web_tmp}
 
 
 def gradio_call(base: str, api_name: str, data: list, session: str | None = None) -> dict:
