@@ -6,7 +6,7 @@ citation, citation opened, feedback stored, Escape closes and gives focus back, 
 HTML from a question or a corpus document shown as text, a disallowed origin refused (CSP
 frame-ancestors and CORS), the Gradio chat in French, and no request leaving 127.0.0.1.
 Tiny corpus with the fake embedder (named so). Screenshots go to the test's temporary folder, or to
-the folder named by ASSISTANT_SCREENSHOTS_DIR (scripts/screenshots.sh uses it to refresh docs/)."""
+the folder named by ASSISTANT_SCREENSHOTS_DIR (the README's « Captures » section gives the command that uses it to refresh docs/)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ server): log in to the staff space, upload a Word file and a scanned PDF, see bo
 question answered from the scan with the right page (marked OCR), edit the PDF's metadata
 (échelle, département) and find it with the filters, delete it and see it gone from the answers.
 Tiny corpus, fake embedder (named so), real Tesseract. The screenshot goes to docs/ when
-ASSISTANT_SCREENSHOTS_DIR says so (scripts/screenshots.sh)."""
+ASSISTANT_SCREENSHOTS_DIR says so (see the README)."""
 
 from __future__ import annotations
 

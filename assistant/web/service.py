@@ -166,9 +166,11 @@ class Service:
             raise QuestionError(f"Historique trop long ({len(history)} questions ; "
                                 f"{self.settings.max_history_turns} au maximum) : commencez une nouvelle conversation.")
         for turn in history:
-            if len(turn) > limit or text_problem(turn, "l'historique"):
-                raise QuestionError(text_problem(turn, "l'historique")
-                                    or f"Une question de l'historique dépasse {limit} caractères.")
+            problem = text_problem(turn, "l'historique")
+            if problem:
+                raise QuestionError(problem)
+            if len(turn) > limit:
+                raise QuestionError(f"Une question de l'historique dépasse {limit} caractères.")
         history = [h.strip()[:limit] for h in history if h.strip()][-MAX_HISTORY:]
         if filters is None:
             filters = {}
