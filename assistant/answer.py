@@ -75,12 +75,13 @@ def is_injection(question: str) -> bool:
     return bool(INJECTION.search(plain))
 
 
-def support(question: str, hits: list[Hit], idf: Callable[[str], float], max_idf: float = 8.0) -> dict[str, float]:
+def support(question: str, hits: list[Hit], idf: Callable[[str], float], max_idf: float = 8.0,
+            glossary: dict[str, str] | None = None) -> dict[str, Any]:
     """Signals used to decide whether the corpus supports an answer (see ``assistant.refusal.support``)."""
-    return refusal.support(question, hits, idf, max_idf)
+    return refusal.support(question, hits, idf, max_idf, glossary)
 
 
-def decide(signals: dict[str, float], index: Index, mode: str = "hybrid") -> str:
+def decide(signals: dict[str, Any], index: Index, mode: str = "hybrid") -> str:
     """``answered`` | ``partial`` | ``no_answer`` for the index's own calibration (BM25 alone: the
     lexical coverage rule, never ``partial``)."""
     if mode == "lexical":
@@ -165,7 +166,7 @@ def answer(question: str, history: list[str] | None = None, filters: dict[str, A
     hits = index.search(standalone, k=6, filters=filters, mode=mode)
     t1 = time.perf_counter()
     corrected = index.lexical.correct(standalone)
-    signals = support(corrected, hits, index.idf, index.max_idf)
+    signals = support(corrected, hits, index.idf, index.max_idf, index.glossary)
     status = decide(signals, index, mode)
     text, used = "", []
     if status == "answered":

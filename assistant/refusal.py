@@ -35,20 +35,21 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from assistant.store.lexical import analyse
+from assistant.store.lexical import analyse, strip_accents
 
 if TYPE_CHECKING:
     from assistant.retrieve import Index
     from assistant.types import Hit
 
 MANIFEST_KEY = "refusal_calibration"
-VERSION = 1
+VERSION = 2  # 2: + the answerability gap and its weight (perturbed pseudo-questions)
 TOP_FOR_SUPPORT = 3
 UNKNOWN_WEIGHT = 0.1
 OFF_TOPIC_QUANTILE = 0.9
@@ -58,6 +59,17 @@ PSEUDO_QUESTIONS = 200
 PSEUDO_WORDS = 10  # a question is short: the first words of a sentence, not the whole sentence
 RECALIBRATE_CHANGE = 0.2
 SENTENCE = re.compile(r"(?<=[.!?…])\s+")
+# answerability (in-domain questions whose asked-for content the passages lack), see ``gap``
+TOP_FOR_GAP = 5  # the passages that must hold the question's anchors and asked-for type
+TYPE_WINDOW = 15  # words around a question term where the asked-for type must appear
+PERTURBED_QUESTIONS = 100  # perturbed pseudo-questions measured at calibration
+PERTURBED_RECALL = 0.75  # share of perturbed pseudo-questions the gap weight is set to refuse
+MAX_GAP_SPREAD = 1.0  # the gap weight never exceeds this many in-scope/off-topic spreads
+WORDS = re.compile(r"[^\W_]+(?:[-'’][^\W_]+)*", re.UNICODE)
+YEAR = re.compile(r"(?:19|20)\d\d")
+PHONE = re.compile(r"(?<!\d)0\d(?:[ .-]?\d\d){4}(?!\d)")
+SENTENCE_MARKS = '.!?:;«"(\n—–-*#>|•'
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
 
 
 @dataclass
@@ -73,16 +85,22 @@ class Calibration:
     chunks: int
     model: str
     computed: str
+    gap_weight: float = 0.0
+    perturbed: int = 0
+    perturbed_refused: float = 0.0
+    in_scope_refused: float = 0.0
     version: int = VERSION
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def support(question: str, hits: Sequence[Hit], idf: Callable[[str], float], max_idf: float = 8.0) -> dict[str, float]:
+def support(question: str, hits: Sequence[Hit], idf: Callable[[str], float], max_idf: float = 8.0,
+            glossary: dict[str, str] | None = None) -> dict[str, Any]:
     """Signals of the corpus's support for ``question`` (already corrected): dense similarity of the
     best passage, IDF-weighted coverage of the question's terms by the top passages, the share of
-    the question's terms unknown to the corpus, and the calibrated ``score``."""
+    the question's terms unknown to the corpus, the calibrated ``score``, and the answerability
+    ``gap`` (what the question specifically asks for that the top passages lack, see ``gap``)."""
     terms = set(analyse(question))
     weights = {t: idf(t) or max_idf for t in terms}
     total = sum(weights.values())
@@ -93,14 +111,143 @@ def support(question: str, hits: Sequence[Hit], idf: Callable[[str], float], max
     unknown = sum(1 for t in terms if not idf(t)) / len(terms) if terms else 1.0
     dense = max((h.dense_score for h in hits if h.dense_score is not None), default=0.0)
     both = sum(1 for h in hits[:5] if h.dense_rank and h.lexical_rank and h.dense_rank <= 5 and h.lexical_rank <= 5)
+    answerable = gap(question, hits, idf, max_idf, glossary)
     return {"coverage": round(coverage, 4), "dense": round(dense, 4), "unknown": round(unknown, 4),
-            "agreement": both, "score": round(score_of(dense, unknown), 4)}
+            "agreement": both, "score": round(score_of(dense, unknown), 4), "gap": answerable["gap"],
+            "missing": answerable["missing"], "asked": answerable["asked"], "unfilled": answerable["unfilled"]}
 
 
 def score_of(dense: float, unknown: float) -> float:
     """The calibrated score: dense similarity, minus a penalty for the question's terms the corpus
     never uses (« bitcoin », « clafoutis »: strong evidence that the question is about something else)."""
     return dense - UNKNOWN_WEIGHT * unknown
+
+
+@dataclass(frozen=True)
+class AskedType:
+    """One entry of ``assistant/data/types_reponse.yaml``: how a question asks for a type of content."""
+
+    name: str
+    phrases: tuple[str, ...]  # accent-free, lower case; a trailing « … »: at the start of the question only
+    nouns: tuple[str, ...]
+    answer: str
+
+
+@lru_cache(maxsize=1)
+def answer_types() -> tuple[tuple[AskedType, ...], frozenset[str], frozenset[str]]:
+    """The asked-for types, the number words and the month names of ``data/types_reponse.yaml``."""
+    text = resources.files("assistant").joinpath("data/types_reponse.yaml").read_text(encoding="utf-8")
+    data = yaml.safe_load(text)
+
+    def plain(words: Sequence[str]) -> tuple[str, ...]:  # « … » stays one mark (NFKD makes it « ... »)
+        return tuple(strip_accents(str(w).lower().replace("…", "\0")).replace("\0", "…").strip() for w in words)
+
+    types = tuple(AskedType(str(t["type"]), plain(t.get("questions") or []), plain(t.get("noms") or []),
+                            str(t["reponse"])) for t in data["types"])
+    return types, frozenset(plain(data.get("nombres_en_lettres") or [])), frozenset(plain(data.get("mois") or []))
+
+
+def asked_type(question: str) -> AskedType | None:
+    """The type of content the question asks for (« combien » -> nombre), None for an open question."""
+    words = [strip_accents(w.lower()) for w in WORDS.findall(question.replace("’", "'"))]
+    words = [w.split("'")[-1] for w in words]
+    flat = " " + " ".join(words) + " "
+    for kind in answer_types()[0]:
+        for phrase in kind.phrases:
+            if phrase.endswith("…"):
+                if flat.startswith(" " + phrase.rstrip("… ") + " "):
+                    return kind
+            elif f" {phrase} " in flat:
+                return kind
+        for i, w in enumerate(words):
+            if w in ("quel", "quelle", "quels", "quelles") and any(x in kind.nouns for x in words[i + 1:i + 5]):
+                return kind
+    return None
+
+
+def anchors(question: str) -> list[str]:
+    """The question's anchors: the specific things it names, which the passages that answer it must
+    name too. Years, and capitalised words (names of places, bodies, people, acronyms) except the
+    first word of a sentence."""
+    out: list[str] = []
+    for match in WORDS.finditer(question):
+        word = match.group(0)
+        before = question[:match.start()].rstrip(" \t\u00a0")
+        if YEAR.fullmatch(word) or (word[0].isupper() and before and before[-1] not in SENTENCE_MARKS):
+            out.append(word)
+    return out
+
+
+def names(text: str) -> list[str]:
+    """The anchors of a passage that are names: acronyms, and capitalised words that are not French
+    dictionary words (« Bègles », « CNDP »; not « Structure » at the start of a list line)."""
+    from assistant.store.lexical import french_words
+
+    known = french_words()
+    return [w for w in anchors(text) if not YEAR.fullmatch(w)
+            and (w.isupper() or strip_accents(w.lower()) not in known)]
+
+
+def _type_near(kind: AskedType, text: str, terms: set[str]) -> bool:
+    """Does ``text`` hold content of the asked-for type within TYPE_WINDOW words of a question term?"""
+    if kind.answer == "telephone":
+        return bool(PHONE.search(text))
+    if kind.answer == "courriel":
+        return bool(EMAIL.search(text))
+    _, numbers, months = answer_types()
+    words = WORDS.findall(text)
+    stems = [analyse(w) for w in words]
+    near = [i for i, st in enumerate(stems) if st and st[0] in terms]
+    if not near:
+        return False
+    for i, word in enumerate(words):
+        if not any(abs(i - j) <= TYPE_WINDOW for j in near):
+            continue
+        plain = strip_accents(word.lower())
+        if kind.answer == "nombre" and (word[0].isdigit() or plain in numbers):
+            return True
+        if kind.answer == "date" and (YEAR.fullmatch(word) or plain in months):
+            return True
+        if (kind.answer == "nom" and word[0].isupper() and i > 0 and not words[i - 1].endswith(".")
+                and not (stems[i] and stems[i][0] in terms)):
+            return True
+    return False
+
+
+def gap(question: str, hits: Sequence[Hit], idf: Callable[[str], float], max_idf: float = 8.0,
+        glossary: dict[str, str] | None = None) -> dict[str, Any]:
+    """How much of what the question specifically asks for the top passages lack, in 0..1: the
+    largest of (a) each anchor (``anchors``) missing from the TOP_FOR_GAP passages, weighted by its
+    rarity (idf / max idf; 1 when the corpus never uses it), and (b) 1 when the question asks for a
+    type of content (« combien », « quand », « numéro de téléphone », see ``data/types_reponse.yaml``)
+    that none of those passages holds near the question's terms. An acronym counts as found when
+    its glossary expansion is."""
+    top = hits[:TOP_FOR_GAP]
+    present: set[str] = set()
+    for hit in top:
+        present |= set(analyse(hit.chunk.embed_text))
+    expansions = {k.lower(): v for k, v in (glossary or {}).items()}
+    missing: list[str] = []
+    value = 0.0
+    for word in anchors(question):
+        terms = analyse(word)
+        if not terms or all(t in present for t in terms):
+            continue
+        expansion = expansions.get(word.lower())
+        if expansion and all(t in present for t in analyse(expansion)):
+            continue
+        weight = max(idf(t) / max_idf if idf(t) else 1.0 for t in terms)
+        missing.append(word)
+        value = max(value, min(weight, 1.0))
+    kind = asked_type(question)
+    unfilled = False
+    if kind is not None and top:
+        terms = set(analyse(question))
+        unfilled = not any(_type_near(kind, hit.chunk.text, terms) for hit in top)
+        if unfilled:
+            value = 1.0
+    return {"gap": round(value, 4), "missing": missing, "asked": kind.name if kind else None,
+            "unfilled": unfilled}
 
 
 def off_topic_questions() -> list[str]:
@@ -113,13 +260,18 @@ def pseudo_questions(index: Index, limit: int = PSEUDO_QUESTIONS) -> list[str]:
     """The first PSEUDO_WORDS words of one sentence (6 to 30 words, the longest) from each of up to
     ``limit`` passages spread evenly over the corpus in a fixed order: what a short question the
     corpus answers looks like to the scorer."""
+    return [q for q, _ in _pseudo_sources(index, limit)]
+
+
+def _pseudo_sources(index: Index, limit: int = PSEUDO_QUESTIONS) -> list[tuple[str, str]]:
+    """(pseudo-question, text of the passage it comes from), see ``pseudo_questions``."""
     ids = sorted(index.metadata)
     if not ids:
         return []
     step = max(1, len(ids) // limit)
     chosen = ids[::step][:limit]
     chunks = index.manifest.get_chunks(chosen)
-    out: list[str] = []
+    out: list[tuple[str, str]] = []
     for cid in chosen:
         chunk = chunks.get(cid)
         if chunk is None:
@@ -128,17 +280,54 @@ def pseudo_questions(index: Index, limit: int = PSEUDO_QUESTIONS) -> list[str]:
         sentences = [s for s in sentences if 6 <= len(s.split()) <= 30]
         if sentences:
             words = max(sentences, key=lambda s: len(s.split())).split()
-            out.append(" ".join(words[:PSEUDO_WORDS]))
+            out.append((" ".join(words[:PSEUDO_WORDS]), chunk.embed_text))
+    return out
+
+
+def perturbed_questions(sources: Sequence[tuple[str, str]], idf: Callable[[str], float]) -> list[str]:
+    """In-domain questions the corpus does not answer, made from the pseudo-questions: the most
+    specific word of each (its rarest anchor, else its rarest word) is replaced by an anchor of
+    another passage, one its own passage never uses (« … du conseil de Bègles » -> « … du conseil de
+    Tulle »). The subject stays the corpus's; the specific thing asked is no longer there."""
+    pool: list[tuple[str, set[str]]] = []
+    seen: set[str] = set()
+    for _, text in sources:
+        for word in names(text):
+            terms = analyse(word)
+            if terms and all(idf(t) for t in terms) and word not in seen:
+                seen.add(word)
+                pool.append((word, set(terms)))
+    if not pool:
+        return []
+    out: list[str] = []
+    step = -(-len(sources) // PERTURBED_QUESTIONS) or 1
+    for i, (question, text) in enumerate(sources[::step]):
+        own = set(analyse(text))
+        words = [w for w in WORDS.findall(question) if analyse(w)]
+        candidates = anchors(question) or words
+        if not candidates:
+            continue
+        target = max(candidates, key=lambda w: max(idf(t) for t in analyse(w)) if analyse(w) else 0.0)
+        start = (i * 7919 + len(pool) // 2) % len(pool)  # a fixed, spread-out walk over the pool
+        for k in range(len(pool)):
+            word, terms = pool[(start + k) % len(pool)]
+            if not terms & own:
+                out.append(re.sub(rf"(?<![\w-]){re.escape(target)}(?![\w-])", word, question, count=1))
+                break
+    return out
+
+
+def _signals(index: Index, questions: Sequence[str]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for q in questions:
+        corrected = index.lexical.correct(q)
+        hits = index.search(q, k=6)
+        out.append(support(corrected, hits, index.idf, index.max_idf, index.glossary))
     return out
 
 
 def _scores(index: Index, questions: list[str]) -> list[float]:
-    out: list[float] = []
-    for q in questions:
-        corrected = index.lexical.correct(q)
-        hits = index.search(q, k=6)
-        out.append(support(corrected, hits, index.idf, index.max_idf)["score"])
-    return out
+    return [s["score"] for s in _signals(index, questions)]
 
 
 def quantile(values: Sequence[float], q: float) -> float:
@@ -160,15 +349,49 @@ def thresholds(in_scope: Sequence[float], off_topic: Sequence[float]) -> tuple[f
     return low + REFUSE_AT * gap, low + ANSWER_AT * gap, low, high
 
 
+def gap_weight(perturbed: Sequence[dict[str, Any]], refuse_below: float, spread: float) -> float:
+    """The weight of the answerability gap on this index: the smallest that refuses PERTURBED_RECALL
+    of the perturbed pseudo-questions (``score - weight x gap`` below the refusal threshold), at most
+    MAX_GAP_SPREAD x the spread between the in-scope median and the off-topic quantile."""
+    cap = MAX_GAP_SPREAD * max(spread, 0.0)
+    needs: list[float] = []
+    for s in perturbed:
+        if s["score"] < refuse_below:
+            needs.append(0.0)
+        elif s["gap"] > 0:
+            needs.append((s["score"] - refuse_below) / s["gap"] + 1e-4)
+        else:
+            needs.append(float("inf"))
+    if not needs:
+        return cap
+    return min(quantile([min(n, cap) for n in needs], PERTURBED_RECALL), cap)
+
+
+def adjusted(signals: dict[str, Any], calibration: Calibration) -> float:
+    """The score the decision compares to the thresholds: ``score - gap_weight x gap``."""
+    return float(signals["score"]) - calibration.gap_weight * float(signals.get("gap") or 0.0)
+
+
 def calibrate(index: Index) -> Calibration:
-    """Measure both distributions on ``index`` and derive its thresholds (a few seconds)."""
-    inside = _scores(index, pseudo_questions(index))
-    outside = _scores(index, off_topic_questions())
-    refuse, answer_from, low, high = thresholds(inside, outside)
+    """Measure the distributions on ``index`` and derive its thresholds and gap weight (seconds)."""
+    sources = _pseudo_sources(index)
+    inside = _signals(index, [q for q, _ in sources])
+    outside = _signals(index, off_topic_questions())
+    perturbed = _signals(index, perturbed_questions(sources, index.idf))
+    refuse, answer_from, low, high = thresholds([s["score"] for s in inside], [s["score"] for s in outside])
+    weight = gap_weight(perturbed, refuse, high - low)
     index._query_cache.clear()
-    return Calibration(round(refuse, 4), round(answer_from, 4), round(low, 4), round(high, 4), len(inside),
-                       len(outside), len(index.metadata), index.settings.embedding_model,
-                       time.strftime("%Y-%m-%d %H:%M:%S"))
+    calibration = Calibration(round(refuse, 4), round(answer_from, 4), round(low, 4), round(high, 4), len(inside),
+                              len(outside), len(index.metadata), index.settings.embedding_model,
+                              time.strftime("%Y-%m-%d %H:%M:%S"), gap_weight=round(weight, 4),
+                              perturbed=len(perturbed))
+    calibration.perturbed_refused = round(_refused(perturbed, calibration), 4)
+    calibration.in_scope_refused = round(_refused(inside, calibration), 4)
+    return calibration
+
+
+def _refused(signals: Sequence[dict[str, Any]], calibration: Calibration) -> float:
+    return sum(decide(s, calibration) == "no_answer" for s in signals) / len(signals) if signals else 0.0
 
 
 def stored(index: Index) -> Calibration | None:
@@ -219,9 +442,11 @@ def ensure_calibration(index: Index, force: bool = False) -> Calibration:
     return current
 
 
-def decide(signals: dict[str, float], calibration: Calibration) -> str:
-    """``answered``, ``partial`` (borderline: closest passages shown with reservations) or ``no_answer``."""
-    score = signals["score"]
+def decide(signals: dict[str, Any], calibration: Calibration) -> str:
+    """``answered``, ``partial`` (borderline: closest passages shown with reservations) or ``no_answer``,
+    from the ``adjusted`` score: an in-domain question whose asked-for content the passages lack
+    loses up to ``gap_weight`` and falls to ``partial`` or ``no_answer``."""
+    score = adjusted(signals, calibration)
     if score < calibration.refuse_below:
         return "no_answer"
     if score < calibration.answer_from:
@@ -240,6 +465,11 @@ def describe(calibration: Calibration) -> str:
         f"{calibration.in_scope_median:.4f}) et {calibration.off_topic} questions hors champ "
         f"(quantile {OFF_TOPIC_QUANTILE:.0%} : {calibration.off_topic_q:.4f})\n"
         f"  score = similarité du meilleur passage − {UNKNOWN_WEIGHT} × part des termes "
-        "de la question absents du corpus ; recalcul automatique quand plus de "
-        f"{RECALIBRATE_CHANGE:.0%} des passages changent"
+        f"de la question absents du corpus − {calibration.gap_weight:.4f} × lacune\n"
+        "  lacune (0 à 1) = ce que la question demande précisément (nom, année, chiffre, date, numéro) "
+        "et que les meilleurs passages ne contiennent pas\n"
+        f"  poids de la lacune réglé sur {calibration.perturbed} pseudo-questions modifiées (un nom "
+        f"remplacé par un autre du corpus) : {calibration.perturbed_refused:.0%} refusées, contre "
+        f"{calibration.in_scope_refused:.0%} des pseudo-questions intactes\n"
+        f"  recalcul automatique quand plus de {RECALIBRATE_CHANGE:.0%} des passages changent"
     ).replace(".", ",")
