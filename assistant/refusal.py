@@ -61,6 +61,7 @@ RECALIBRATE_CHANGE = 0.2
 SENTENCE = re.compile(r"(?<=[.!?…])\s+")
 # answerability (in-domain questions whose asked-for content the passages lack), see ``gap``
 TOP_FOR_GAP = 5  # the passages that must hold the question's anchors and asked-for type
+UNFILLED_GAP = 0.5  # an asked-for type found nowhere: weaker evidence than a missing name
 TYPE_WINDOW = 15  # words around a question term where the asked-for type must appear
 PERTURBED_QUESTIONS = 100  # perturbed pseudo-questions measured at calibration
 PERTURBED_RECALL = 0.75  # share of perturbed pseudo-questions the gap weight is set to refuse
@@ -135,7 +136,8 @@ class AskedType:
 
 @lru_cache(maxsize=1)
 def answer_types() -> tuple[tuple[AskedType, ...], frozenset[str], frozenset[str]]:
-    """The asked-for types, the number words and the month names of ``data/types_reponse.yaml``."""
+    """The asked-for types, the number words, and the month names and time markers of
+    ``data/types_reponse.yaml``."""
     text = resources.files("assistant").joinpath("data/types_reponse.yaml").read_text(encoding="utf-8")
     data = yaml.safe_load(text)
 
@@ -144,7 +146,8 @@ def answer_types() -> tuple[tuple[AskedType, ...], frozenset[str], frozenset[str
 
     types = tuple(AskedType(str(t["type"]), plain(t.get("questions") or []), plain(t.get("noms") or []),
                             str(t["reponse"])) for t in data["types"])
-    return types, frozenset(plain(data.get("nombres_en_lettres") or [])), frozenset(plain(data.get("mois") or []))
+    times = plain((data.get("mois") or []) + (data.get("reperes_de_temps") or []))
+    return types, frozenset(plain(data.get("nombres_en_lettres") or [])), frozenset(times)
 
 
 def asked_type(question: str) -> AskedType | None:
@@ -206,7 +209,7 @@ def _type_near(kind: AskedType, text: str, terms: set[str]) -> bool:
         plain = strip_accents(word.lower())
         if kind.answer == "nombre" and (word[0].isdigit() or plain in numbers):
             return True
-        if kind.answer == "date" and (YEAR.fullmatch(word) or plain in months):
+        if kind.answer == "date" and (YEAR.fullmatch(word) or any(p in months for p in plain.replace("’", "'").split("'"))):
             return True
         if (kind.answer == "nom" and word[0].isupper() and i > 0 and not words[i - 1].endswith(".")
                 and not (stems[i] and stems[i][0] in terms)):
@@ -218,8 +221,8 @@ def gap(question: str, hits: Sequence[Hit], idf: Callable[[str], float], max_idf
         glossary: dict[str, str] | None = None) -> dict[str, Any]:
     """How much of what the question specifically asks for the top passages lack, in 0..1: the
     largest of (a) each anchor (``anchors``) missing from the TOP_FOR_GAP passages, weighted by its
-    rarity (idf / max idf; 1 when the corpus never uses it), and (b) 1 when the question asks for a
-    type of content (« combien », « quand », « numéro de téléphone », see ``data/types_reponse.yaml``)
+    rarity (idf / max idf; 1 when the corpus never uses it), and (b) UNFILLED_GAP when the question
+    asks for a type of content (« combien », « quand », « numéro de téléphone », see ``data/types_reponse.yaml``)
     that none of those passages holds near the question's terms. An acronym counts as found when
     its glossary expansion is."""
     top = hits[:TOP_FOR_GAP]
@@ -245,7 +248,7 @@ def gap(question: str, hits: Sequence[Hit], idf: Callable[[str], float], max_idf
         terms = set(analyse(question))
         unfilled = not any(_type_near(kind, hit.chunk.text, terms) for hit in top)
         if unfilled:
-            value = 1.0
+            value = max(value, UNFILLED_GAP)
     return {"gap": round(value, 4), "missing": missing, "asked": kind.name if kind else None,
             "unfilled": unfilled}
 
