@@ -7,9 +7,11 @@ The flow:
 2. A follow-up is rewritten into a standalone question (LLM when configured, else the heuristic of
    ``assistant.conversation``).
 3. Hybrid retrieval with the filters (``assistant.retrieve``).
-4. Support check: ``no_answer`` unless the best dense passage is close enough and the passages
-   cover the question's terms (thresholds calibrated on the dev gold set, see README). The
-   ``no_answer`` message says what the assistant covers and points to the closest fiches.
+4. Support check (``assistant.refusal``, thresholds calibrated on each index at ingest): ``no_answer``
+   when the best dense passage is not close enough, or when the passages lack what the question
+   specifically asks for (a name, a year, a figure, a date: the answerability gap); ``partial``
+   (closest passages quoted) when borderline. The ``no_answer`` message says what the assistant
+   covers and points to the closest fiches.
 5. The section the question asks about and the continuation of the best passages are added
    (``assistant.focus``); the built-in composer writes the cited answer (``assistant.compose``);
    when a language model is configured it writes the answer instead, and it is checked

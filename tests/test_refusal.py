@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ from assistant import refusal
 from assistant.answer import answer
 from assistant.ingest import ingest
 from assistant.retrieve import open_index
+from assistant.store.lexical import analyse
+from assistant.types import Chunk, Hit
 
 TOPICS = [
     ("conseil-citoyen", "Le conseil citoyen", "Le conseil citoyen réunit des habitants tirés au sort et des acteurs locaux du quartier prioritaire."),
@@ -65,6 +68,7 @@ def test_calibration_moves_with_a_corpus_whose_scores_are_shifted(built, monkeyp
     moved = refusal.calibrate(index)
     assert moved.refuse_below == pytest.approx(base.refuse_below + 0.05, abs=2e-4)
     assert moved.answer_from == pytest.approx(base.answer_from + 0.05, abs=2e-4)
+    assert moved.gap_weight == pytest.approx(base.gap_weight, abs=2e-4)  # a weight in score units: shift-free
     assert base.in_scope >= 8 and base.off_topic >= 60
 
 
@@ -164,3 +168,132 @@ def test_partial_in_the_cli_rest_and_chat(tmp_path):
     assert body["status"] == "partial" and body["citations"][0]["source"] == "fiches-outils/mobilite.md"
     shown = chat_text(answer(question, index=index))
     assert "Réponse incertaine" in shown and "garage solidaire" in shown
+
+
+# --- answerability: in-domain questions whose asked-for content the passages lack (refusal.gap) ---
+
+def hit_of(text: str, n: int = 0) -> Hit:
+    return Hit(Chunk(f"c{n}", text, f"Fiche — En bref\n{text}", {}), 1.0, 1, 1, 0.9)
+
+
+def known_idf(corpus: list[str]):
+    """An idf over hand-made passages: rarer terms weigh more, unknown terms 0."""
+    docs = [set(analyse(t)) for t in corpus]
+    vocab = set().union(*docs)
+
+    def idf(term: str) -> float:
+        df = sum(term in d for d in docs)
+        return math.log(1 + len(docs) / df) if term in vocab else 0.0
+
+    return idf, math.log(1 + len(docs))
+
+
+JEUNES = "Le conseil municipal des jeunes de Niort élit douze collégiens qui gèrent un petit budget."
+SANS_CHIFFRE = "Le conseil municipal des jeunes de Niort élit des collégiens qui gèrent un petit budget."
+AUTRE = "La maison France services de Melle aide les usagers dans leurs démarches en ligne."
+
+
+def test_gap_asked_figure_held_or_lacking():
+    idf, top = known_idf([JEUNES, AUTRE])
+    question = "Combien de collégiens élit le conseil des jeunes de Niort ?"
+    held = refusal.gap(question, [hit_of(JEUNES)], idf, top)
+    assert held["asked"] == "nombre" and not held["unfilled"] and held["gap"] == 0.0
+    lacking = refusal.gap(question, [hit_of(SANS_CHIFFRE)], idf, top)
+    assert lacking["unfilled"] and lacking["gap"] == refusal.UNFILLED_GAP
+    # the same passages, an open question: nothing specific is asked, nothing lacks
+    assert refusal.gap("Comment fonctionne le conseil des jeunes ?", [hit_of(SANS_CHIFFRE)], idf, top)["gap"] == 0.0
+
+
+def test_gap_missing_anchor_weighs_by_rarity_and_unknown_names_weigh_most():
+    # « Melle » is in two passages of three: less rare than a name found once, or never
+    idf, top = known_idf([JEUNES, AUTRE, "Le marché de Melle accueille les producteurs locaux."])
+    hits = [hit_of(JEUNES)]
+    assert refusal.gap("Le conseil des jeunes de Niort gère quel budget ?", hits, idf, top)["missing"] == []
+    elsewhere = refusal.gap("Le conseil des jeunes de Melle gère quel budget ?", hits, idf, top)
+    unknown = refusal.gap("Le conseil des jeunes de Tulle gère quel budget ?", hits, idf, top)
+    assert elsewhere["missing"] == ["Melle"] and unknown["missing"] == ["Tulle"]
+    assert 0.0 < elsewhere["gap"] < unknown["gap"] == 1.0
+    # a year the passages do not give is an anchor too; a capital at the start of a sentence is not
+    assert refusal.gap("Le conseil des jeunes a été créé en 2019 ?", hits, idf, top)["missing"] == ["2019"]
+    assert refusal.anchors("Conseil des jeunes. Combien à Niort ?") == ["Niort"]
+
+
+def test_gap_glossary_expansion_counts_for_its_acronym():
+    idf, top = known_idf([JEUNES, AUTRE])
+    hits = [hit_of(AUTRE)]
+    question = "La MFS de Melle aide les usagers ?"
+    assert refusal.gap(question, hits, idf, top)["missing"] == ["MFS"]
+    assert refusal.gap(question, hits, idf, top, glossary={"MFS": "maison France services"})["missing"] == []
+
+
+def test_asked_types_come_from_the_data_file():
+    from importlib import resources
+
+    import yaml
+
+    data = yaml.safe_load(resources.files("assistant").joinpath("data/types_reponse.yaml").read_text("utf-8"))
+    for entry in data["types"]:
+        phrase = entry["questions"][0].rstrip("… ")
+        kind = refusal.asked_type(f"{phrase} pour le conseil des jeunes ?".capitalize())
+        assert kind is not None, entry["type"]
+    assert refusal.asked_type("Quand l'aide est-elle versée ?").name == "date"
+    assert refusal.asked_type("Quelle est la superficie minimale du jardin ?").name == "nombre"
+    assert refusal.asked_type("Quel est le numéro de téléphone de l'accueil ?").name == "telephone"
+    # a relative « qui » does not ask for a name
+    assert refusal.asked_type("L'expérience qui embauche des chômeurs, comment marche-t-elle ?") is None
+
+
+def test_gap_time_markers_and_phone_numbers_answer_their_questions():
+    passage = "L'aide est versée en deux fois : 70 % à la signature, le solde six mois après la fin du projet."
+    idf, top = known_idf([passage, AUTRE])
+    assert refusal.gap("Quand l'aide est-elle versée ?", [hit_of(passage)], idf, top)["gap"] == 0.0
+    phone = "L'accueil de la maison France services répond au 05 49 12 34 56 du lundi au vendredi."
+    question = "Quel est le numéro de téléphone de l'accueil ?"
+    assert refusal.gap(question, [hit_of(phone)], idf, top)["gap"] == 0.0
+    assert refusal.gap(question, [hit_of(AUTRE)], idf, top)["unfilled"]
+
+
+def test_perturbed_questions_swap_in_a_name_their_passage_never_uses():
+    sources = [(JEUNES.split(" qui")[0], JEUNES), (AUTRE.split(" aide")[0], AUTRE)]
+    idf, _ = known_idf([JEUNES, AUTRE])
+    perturbed = refusal.perturbed_questions(sources, idf)
+    assert len(perturbed) == 2
+    for (question, own), changed in zip(sources, perturbed, strict=True):
+        before, after = question.split(), changed.split()
+        swapped = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
+        assert len(swapped) == 1, changed  # one word replaced: its rarest anchor
+        old, new = swapped[0]
+        assert old in refusal.anchors(question) and new in {"Niort", "Melle", "France"} - {old}
+        assert not set(analyse(new)) & set(analyse(own))  # a name the passage never uses
+
+
+def test_gap_in_answer_on_a_real_index(built):
+    """Real ingest and retrieval: the same question, once about a place the corpus names in its
+    passage, once about a place it never names; the second loses gap_weight x gap in the decision."""
+    _, index = built
+    calibration = refusal.ensure_calibration(index)
+    assert 0.0 < calibration.gap_weight <= refusal.MAX_GAP_SPREAD * (calibration.in_scope_median
+                                                                     - calibration.off_topic_q) + 1e-4
+    assert calibration.perturbed >= 8 and calibration.perturbed_refused >= calibration.in_scope_refused
+
+    def signals(q: str) -> dict:
+        hits = index.search(q, k=6)
+        return refusal.support(index.lexical.correct(q), hits, index.idf, index.max_idf, index.glossary)
+
+    held = signals("Combien de collégiens élit le conseil municipal des jeunes ?")
+    lacking = signals("Combien de collégiens élit le conseil municipal des jeunes de Tulle ?")
+    assert held["gap"] == 0.0 and lacking["missing"] == ["Tulle"] and lacking["gap"] == 1.0
+    assert refusal.adjusted(lacking, calibration) == pytest.approx(lacking["score"] - calibration.gap_weight)
+
+
+def test_a_stored_calibration_of_the_previous_version_is_recomputed(tmp_path):
+    settings, index = build_index(tmp_path, corpus_files(6), chroma_collection="refusal_version")
+    current = refusal.stored(index)
+    assert current is not None and current.version == refusal.VERSION
+    old = {k: v for k, v in current.as_dict().items()
+           if k not in ("gap_weight", "perturbed", "perturbed_refused", "in_scope_refused")}
+    index.manifest.set(refusal.MANIFEST_KEY, json.dumps(dict(old, version=1)))
+    assert refusal.stored(index) is None
+    again = refusal.ensure_calibration(open_index(settings))
+    assert again.version == refusal.VERSION and again.gap_weight == current.gap_weight
+    assert refusal.stored_in(settings.index_dir)["gap_weight"] == current.gap_weight
