@@ -263,10 +263,10 @@ def pseudo_questions(index: Index, limit: int = PSEUDO_QUESTIONS) -> list[str]:
     """The first PSEUDO_WORDS words of one sentence (6 to 30 words, the longest) from each of up to
     ``limit`` passages spread evenly over the corpus in a fixed order: what a short question the
     corpus answers looks like to the scorer."""
-    return [q for q, _ in _pseudo_sources(index, limit)]
+    return [q for q, _ in pseudo_sources(index, limit)]
 
 
-def _pseudo_sources(index: Index, limit: int = PSEUDO_QUESTIONS) -> list[tuple[str, str]]:
+def pseudo_sources(index: Index, limit: int = PSEUDO_QUESTIONS) -> list[tuple[str, str]]:
     """(pseudo-question, text of the passage it comes from), see ``pseudo_questions``."""
     ids = sorted(index.metadata)
     if not ids:
@@ -377,7 +377,7 @@ def adjusted(signals: dict[str, Any], calibration: Calibration) -> float:
 
 def calibrate(index: Index) -> Calibration:
     """Measure the distributions on ``index`` and derive its thresholds and gap weight (seconds)."""
-    sources = _pseudo_sources(index)
+    sources = pseudo_sources(index)
     inside = _signals(index, [q for q, _ in sources])
     outside = _signals(index, off_topic_questions())
     perturbed = _signals(index, perturbed_questions(sources, index.idf))

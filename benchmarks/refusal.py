@@ -13,7 +13,10 @@ recall, false refusals, and the share of ``partial`` answers on each side. Candi
 - ``dense-Wxunk``: dense - W x share of the question's terms unknown to the corpus;
 - ``+agree``: + 0.01 x number of top-5 passages ranked top-5 by both retrievers;
 - ``rel``: (dense - off-topic median) / (in-scope median - off-topic median), the score relative to
-  the corpus's background similarity (the calibration itself is then scale-free).
+  the corpus's background similarity (the calibration itself is then scale-free);
+- ``score-gap``: the retained score minus the answerability gap (``assistant.refusal.gap``: anchors
+  and asked-for type the top passages lack) times the weight this index's perturbed pseudo-questions
+  give (``assistant.refusal.gap_weight``), i.e. the rule in force.
 
 The grid of (REFUSE_AT, ANSWER_AT) positions is printed for the retained score.
 """
@@ -34,7 +37,7 @@ def measure(index: Any, questions: list[tuple[str, dict[str, Any] | None]]) -> l
     out = []
     for q, filters in questions:
         hits = index.search(q, k=6, filters=filters)
-        out.append(support(index.lexical.correct(q), hits, index.idf, index.max_idf))
+        out.append(support(index.lexical.correct(q), hits, index.idf, index.max_idf, index.glossary))
     return out
 
 
@@ -75,7 +78,13 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from assistant.conversation import standalone_question
     from assistant.evals.goldsets import load_set
-    from assistant.refusal import ANSWER_AT, REFUSE_AT, off_topic_questions, pseudo_questions
+    from assistant.refusal import (
+        ANSWER_AT,
+        REFUSE_AT,
+        off_topic_questions,
+        perturbed_questions,
+        pseudo_sources,
+    )
     from assistant.retrieve import open_index
     from assistant.settings import load_settings
 
@@ -86,22 +95,30 @@ def main() -> None:
     signals = measure(index, questions)
     pos = [s for e, s in zip(entries, signals, strict=True) if e["expected_status"] == "answered"]
     neg = [s for e, s in zip(entries, signals, strict=True) if e["expected_status"] == "no_answer"]
-    inside = measure(index, [(q, None) for q in pseudo_questions(index)])
+    sources = pseudo_sources(index)
+    inside = measure(index, [(q, None) for q, _ in sources])
     outside = measure(index, [(q, None) for q in off_topic_questions()])
+    perturbed = measure(index, [(q, None) for q in perturbed_questions(sources, index.idf)])
     print(f"{args.set} : {len(pos)} questions avec réponse, {len(neg)} à refuser ; "
           f"{len(inside)} pseudo-questions, {len(outside)} questions hors champ")
     print(f"positions : refus {REFUSE_AT}, réponse {ANSWER_AT}")
     print(f"{'score':24} rappel  faux_refus  incertaines(avec réponse)  incertaines(à refuser)")
-    for name, score in candidates().items():
+    from assistant.refusal import gap_weight, quantile, score_of, thresholds
+
+    refuse, _, low, high = thresholds([s["score"] for s in inside], [s["score"] for s in outside])
+    weight = gap_weight(perturbed, refuse, high - low)
+    print(f"poids de la lacune (pseudo-questions modifiées : {len(perturbed)}) : {weight:.4f} "
+          f"(écart étalonné {high - low:.4f}, quantile {quantile([s['gap'] for s in perturbed], 0.5):.2f} médian)")
+    table = dict(candidates())
+    table["score-gap"] = lambda s: score_of(s["dense"], s["unknown"]) - weight * s["gap"]
+    for name, score in table.items():
         r = evaluate(score, pos, neg, inside, outside, REFUSE_AT, ANSWER_AT)
         print(f"{name:24} {r['recall']:6.2f}  {r['false']:10.2f}  {r['partial_pos']:25.2f}  {r['partial_neg']:22.2f}")
-    from assistant.refusal import score_of
-
-    print("\nscore retenu (assistant.refusal.score_of), positions :")
+    print("\nscore retenu (score-gap : assistant.refusal.adjusted), positions :")
     print("refus  réponse  rappel  faux_refus  incertaines(avec)  incertaines(à refuser)")
     for refuse_at in (0.1, 0.2, 0.3, 0.4, 0.5):
         for answer_at in (refuse_at, refuse_at + 0.1, refuse_at + 0.2, refuse_at + 0.3):
-            r = evaluate(lambda s: score_of(s["dense"], s["unknown"]), pos, neg, inside, outside, refuse_at, answer_at)
+            r = evaluate(table["score-gap"], pos, neg, inside, outside, refuse_at, answer_at)
             print(f"{refuse_at:5.2f}  {answer_at:7.2f}  {r['recall']:6.2f}  {r['false']:10.2f}  "
                   f"{r['partial_pos']:17.2f}  {r['partial_neg']:22.2f}")
 

@@ -12,3 +12,6 @@ echo "==> pytest"
 echo "==> évaluation du jeu test et porte de non-régression (evals/README.md)"
 .venv/bin/assistant ingest --quiet
 .venv/bin/assistant eval --set evals/gold/test.yaml --out evals/reports/ci
+echo "==> corpus de transfert (evals/transfert) : mêmes code et réglages, porte vs evals/baseline/transfert"
+.venv/bin/assistant eval --corpus evals/transfert/corpus --set evals/gold/transfert-test.yaml \
+    --baseline evals/baseline/transfert/report.json --out evals/reports/ci-transfert --quiet
