@@ -19,6 +19,11 @@ recall, false refusals, and the share of ``partial`` answers on each side. Candi
   give (``assistant.refusal.gap_weight``), i.e. the rule in force.
 
 The grid of (REFUSE_AT, ANSWER_AT) positions is printed for the retained score.
+
+    .venv/bin/python benchmarks/refusal.py --latency [--set evals/gold/dev.yaml]
+
+times ``answer()`` warm on every question of the set (median and p95, ms) and the share of it spent
+in the answerability check (``assistant.refusal.gap``).
 """
 
 from __future__ import annotations
@@ -72,7 +77,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--set", default="evals/gold/dev.yaml")
     parser.add_argument("--index", default=None)
+    parser.add_argument("--latency", action="store_true", help="temps de answer() à chaud et part de la lacune")
     args = parser.parse_args()
+    if args.latency:
+        latency(args)
+        return
     if "test" in Path(args.set).name:
         raise SystemExit("Réglage sur le jeu dev seulement : passez --set evals/gold/dev.yaml (ou un autre jeu dev).")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -121,6 +130,47 @@ def main() -> None:
             r = evaluate(table["score-gap"], pos, neg, inside, outside, refuse_at, answer_at)
             print(f"{refuse_at:5.2f}  {answer_at:7.2f}  {r['recall']:6.2f}  {r['false']:10.2f}  "
                   f"{r['partial_pos']:17.2f}  {r['partial_neg']:22.2f}")
+
+
+def latency(args: argparse.Namespace) -> None:
+    import statistics
+    import time
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from assistant import refusal
+    from assistant.answer import answer
+    from assistant.evals.goldsets import load_set
+    from assistant.retrieve import open_index
+    from assistant.settings import load_settings
+
+    settings = load_settings(**({"index_dir": Path(args.index)} if args.index else {}))
+    index = open_index(settings)
+    entries = load_set(Path(args.set))
+    spent: list[float] = []
+    original = refusal.gap
+
+    def timed(*a: Any, **k: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return original(*a, **k)
+        finally:
+            spent.append((time.perf_counter() - t) * 1000)
+
+    refusal.gap = timed  # type: ignore[assignment]
+    for e in entries:  # warm-up: model and calibration loaded
+        answer(e["question"], history=e.get("history"), filters=e.get("filters"), index=index)
+    spent.clear()
+    index._query_cache.clear()  # timed pass: each question embedded again, as a new question would be
+    totals = []
+    for e in entries:
+        t = time.perf_counter()
+        answer(e["question"], history=e.get("history"), filters=e.get("filters"), index=index)
+        totals.append((time.perf_counter() - t) * 1000)
+    totals.sort()
+    print(f"{args.set} : {len(totals)} questions, answer() à chaud : médiane {statistics.median(totals):.1f} ms, "
+          f"p95 {totals[int(0.95 * (len(totals) - 1))]:.1f} ms ; lacune (refusal.gap) : médiane "
+          f"{statistics.median(spent):.2f} ms, max {max(spent):.2f} ms")
+    print("charge :", os.getloadavg())
 
 
 if __name__ == "__main__":
