@@ -14,4 +14,5 @@ echo "==> évaluation du jeu test et porte de non-régression (evals/README.md)"
 .venv/bin/assistant eval --set evals/gold/test.yaml --out evals/reports/ci
 echo "==> corpus de transfert (evals/transfert) : mêmes code et réglages, porte vs evals/baseline/transfert"
 .venv/bin/assistant eval --corpus evals/transfert/corpus --set evals/gold/transfert-test.yaml \
-    --baseline evals/baseline/transfert/report.json --out evals/reports/ci-transfert --quiet
+    --out evals/reports/ci-transfert --no-gate --quiet
+.venv/bin/python scripts/gate_transfert.py evals/reports/ci-transfert evals/baseline/transfert

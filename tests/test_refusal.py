@@ -297,3 +297,25 @@ def test_a_stored_calibration_of_the_previous_version_is_recomputed(tmp_path):
     again = refusal.ensure_calibration(open_index(settings))
     assert again.version == refusal.VERSION and again.gap_weight == current.gap_weight
     assert refusal.stored_in(settings.index_dir)["gap_weight"] == current.gap_weight
+
+
+def test_transfer_gate_fails_on_a_refusal_regression_and_skips_what_the_corpus_cannot_measure(tmp_path, capsys):
+    import importlib.util
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("gate_transfert", root / "scripts/gate_transfert.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    baseline = root / "evals/baseline/transfert/report.json"
+    data = json.loads(baseline.read_text(encoding="utf-8"))
+    assert data["overall"]["suggestion_relevance"] is None  # no experience fiches in that corpus
+    same = tmp_path / "same.json"
+    same.write_text(json.dumps(data), encoding="utf-8")
+    assert module.main([str(same), str(baseline)]) == 0
+    assert "non mesurés ici : expériences suggérées pertinentes" in capsys.readouterr().out
+    worse = json.loads(baseline.read_text(encoding="utf-8"))
+    worse["overall"]["false_refusals"] += 2 / worse["overall"]["answerable"]  # two more questions refused
+    bad = tmp_path / "worse.json"
+    bad.write_text(json.dumps(worse), encoding="utf-8")
+    assert module.main([str(bad), str(baseline)]) == 1
+    assert "ÉCHEC" in capsys.readouterr().out
