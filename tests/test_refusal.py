@@ -319,3 +319,19 @@ def test_transfer_gate_fails_on_a_refusal_regression_and_skips_what_the_corpus_c
     bad.write_text(json.dumps(worse), encoding="utf-8")
     assert module.main([str(bad), str(baseline)]) == 1
     assert "ÉCHEC" in capsys.readouterr().out
+
+
+def test_gap_weight_follows_the_spread_of_a_corpus_whose_scores_are_stretched(built, monkeypatch):
+    _, index = built
+    base = refusal.calibrate(index)
+    search = index.search
+
+    def stretched(*args, **kwargs):  # similarities twice as spread out around 0.5
+        return [dataclasses.replace(h, dense_score=0.5 + 2 * (h.dense_score - 0.5) if h.dense_score is not None else None)
+                for h in search(*args, **kwargs)]
+
+    monkeypatch.setattr(index, "search", stretched)
+    moved = refusal.calibrate(index)
+    spread = base.in_scope_median - base.off_topic_q
+    assert moved.in_scope_median - moved.off_topic_q > 1.5 * spread
+    assert base.gap_weight > 0 and moved.gap_weight > 1.5 * base.gap_weight
