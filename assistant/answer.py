@@ -93,7 +93,7 @@ def decide(signals: dict[str, Any], index: Index, mode: str = "hybrid") -> str:
 
 def refusal_rule(settings: Any) -> dict[str, Any]:
     """The refusal thresholds in force for the settings' index (recorded with feedback)."""
-    return {"calibration": refusal.stored_in(settings.index_dir), "unknown_weight": refusal.UNKNOWN_WEIGHT,
+    return {"calibration": refusal.stored_in(settings.index_dir, settings), "unknown_weight": refusal.UNKNOWN_WEIGHT,
             "min_coverage": MIN_COVERAGE, "top_for_support": refusal.TOP_FOR_SUPPORT}
 
 

@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 
 from assistant.errors import AssistantError
-from assistant.ingest import MANIFEST_FILE, file_state
+from assistant.ingest import file_state
 from assistant.loaders import (
     FRONT_MATTER,
     SIDECAR_KEYS,
@@ -227,19 +227,16 @@ class Documents:
 
     # --- listing ----------------------------------------------------------------------------------
     def _manifest_rows(self) -> tuple[dict[str, tuple[Any, ...]], dict[str, list[dict[str, Any]]]]:
-        path = self.settings.index_dir / MANIFEST_FILE
-        if not path.exists():
-            return {}, {}
-        import sqlite3
+        from assistant.store.state import existing_manifest
 
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            files = {r[0]: r for r in db.execute("SELECT path, hash, size, mtime_ns, status, error, n_chunks FROM files")}
+        with existing_manifest(self.settings) as manifest:
+            if manifest is None:
+                return {}, {}
+            files = {r.path: (r.path, r.hash, r.size, r.mtime_ns, r.status, r.error, r.n_chunks)
+                     for r in manifest.files().values()}
             chunks: dict[str, list[dict[str, Any]]] = {}
-            for source, meta in db.execute("SELECT path, metadata FROM chunks ORDER BY path, ordinal"):
+            for source, meta in manifest.db.execute("SELECT path, metadata FROM chunks ORDER BY path, ordinal"):
                 chunks.setdefault(source, []).append(json.loads(meta))
-        finally:
-            db.close()
         return files, chunks
 
     def _pdf_pages(self, path: Path) -> int | None:
@@ -297,16 +294,13 @@ class Documents:
     def passages(self, source: str, limit: int = 200) -> list[dict[str, Any]]:
         """The passages a document gave, in reading order: page, section, OCR mark, text."""
         self.path_of(source)
-        path = self.settings.index_dir / MANIFEST_FILE
-        if not path.exists():
-            return []
-        import sqlite3
+        from assistant.store.state import existing_manifest
 
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            rows = db.execute("SELECT text, metadata FROM chunks WHERE path=? ORDER BY ordinal", (source,)).fetchall()
-        finally:
-            db.close()
+        with existing_manifest(self.settings) as manifest:
+            if manifest is None:
+                return []
+            rows = manifest.db.execute("SELECT text, metadata FROM chunks WHERE path=? ORDER BY ordinal",
+                                       (source,)).fetchall()
         out = []
         for text, meta_json in rows:
             meta = json.loads(meta_json)

@@ -21,7 +21,6 @@ import hashlib
 import json
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,20 +31,12 @@ from assistant.errors import LoadError
 from assistant.glossary import load_glossary
 from assistant.loaders import SUPPORTED, is_candidate, load_file, sidecar_path
 from assistant.settings import Settings
-from assistant.store.lexical import (
-    ANALYSER_VERSION,
-    WORDS_VERSION,
-    Bm25Index,
-    analyse,
-    compound_words,
-    surface_words,
-)
-from assistant.store.lock import IndexLock, IngestBusy
+from assistant.store.lexical import ANALYSER_VERSION, analyse
+from assistant.store.lock import IngestBusy
 from assistant.store.manifest import SCHEMA_VERSION, FileRecord, Manifest
+from assistant.store.state import open_state
 from assistant.types import Chunk
 
-MANIFEST_FILE = "manifest.sqlite"
-LEXICAL_FILE = "lexical.pkl"
 GROUP_CHUNKS = 128
 # Bump when loaders or chunking change what a file turns into: the next ingest then rebuilds all.
 PIPELINE_VERSION = "6"  # 5: PDF sections across pages, transcripts named by their question; 6: no cut after « L. »
@@ -218,7 +209,11 @@ def ingest(
 ) -> IngestReport:
     """Bring ``index_dir`` up to date with ``corpus_dir``. See the module docstring.
 
-    One ingest at a time per index (``IndexLock``): when another one runs, ``wait=False`` raises
+    The state (manifest, lock) is the configured one (``assistant.store.state.open_state``: SQLite in
+    ``index_dir``, or the shared PostgreSQL). The generation is published at the end, so replicas
+    switch to it; a run killed midway publishes nothing and they keep serving the previous one.
+
+    One ingest at a time per index (the state's ingest lock, across replicas with PostgreSQL): when another one runs, ``wait=False`` raises
     ``IngestBusy`` (French message naming its pid); otherwise ``on_wait`` gets that message and
     this run waits (up to ``timeout`` seconds), then reads the manifest the other one left.
     ``on_progress(done, total, source)`` is called after each file read."""
@@ -229,7 +224,8 @@ def ingest(
 
         raise AssistantError(f"Dossier du corpus introuvable : {corpus_dir}. Vérifiez --corpus ou ASSISTANT_CORPUS_DIR.")
     index_dir.mkdir(parents=True, exist_ok=True)
-    lock = IndexLock(index_dir)
+    state = open_state(settings, index_dir)
+    lock = state.ingest_lock()
     try:
         lock.acquire(wait=False)
     except IngestBusy as busy:
@@ -239,15 +235,16 @@ def ingest(
             on_wait(f"{busy.running} : attente de sa fin…")
         lock.acquire(wait=True, timeout=timeout)
     try:
-        manifest = Manifest(index_dir / MANIFEST_FILE)
+        manifest = state.manifest()
         try:
             _run(corpus_dir, index_dir, settings, manifest, report, progress, embedder, store, on_progress)
             report.chunks_total = manifest.count_chunks()
-            refresh_lexical(manifest, index_dir)
+            if report.usable:  # opening the index also builds (and, embedded, caches) the BM25
+                report.calibrated = _calibrate(settings, index_dir, store, embedder)
+            generation = manifest.publish()
         finally:
             manifest.close()
-        if report.usable:
-            report.calibrated = _calibrate(settings, index_dir, store, embedder)
+        state.notify_published(generation)
     finally:
         lock.release()
     report.seconds = time.perf_counter() - start
@@ -424,28 +421,3 @@ def _process(todo: list[tuple[Path, str, int, int, bool]], corpus_dir: Path, set
     if group:
         flush()
     bar.close()
-
-
-def refresh_lexical(manifest: Manifest, index_dir: Path) -> None:
-    """Rebuild the BM25 cache when it is missing or older than the manifest."""
-    path = index_dir / LEXICAL_FILE
-    generation = manifest.generation
-    cached = Bm25Index.load(path) if path.exists() else None
-    if cached is not None and cached.generation == generation and getattr(cached, "words_version", 0) == WORDS_VERSION:
-        return
-    ids, docs = [], []
-    for chunk_id, terms in manifest.iter_terms():
-        ids.append(chunk_id)
-        docs.append(terms)
-    index = Bm25Index.build(ids, docs, generation=generation)
-    words: Counter[str] = Counter()
-    compounds: Counter[str] = Counter()
-    for text in manifest.iter_texts():
-        words.update(surface_words(text))
-        compounds.update(compound_words(text))
-    index.words = dict(words)
-    # the most frequent hyphenation of each compound, keyed by its hyphen-less spelling
-    for compound, _ in compounds.most_common()[::-1]:
-        index.compounds[compound.replace("-", "")] = compound
-    index.words_version = WORDS_VERSION
-    index.save(path)

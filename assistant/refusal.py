@@ -27,10 +27,8 @@ Usage::
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-import sqlite3
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -410,16 +408,15 @@ def stored(index: Index) -> Calibration | None:
     return calibration if calibration.version == VERSION else None
 
 
-def stored_in(index_dir: Path) -> dict[str, Any] | None:
-    """The stored calibration of the index in ``index_dir`` as a dict (None when absent)."""
-    path = index_dir / "manifest.sqlite"
-    if not path.is_file():
-        return None
+def stored_in(index_dir: Path, settings: Any = None) -> dict[str, Any] | None:
+    """The stored calibration of the index in ``index_dir`` (or, with ``settings`` naming a
+    PostgreSQL database, in that shared state) as a dict (None when absent)."""
+    from assistant.store.state import read_meta
+
+    raw = read_meta(index_dir, settings, MANIFEST_KEY)
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-            row = db.execute("SELECT value FROM meta WHERE key=?", (MANIFEST_KEY,)).fetchone()
-        return json.loads(row[0]) if row and row[0] else None
-    except (sqlite3.Error, ValueError):
+        return json.loads(raw) if raw else None
+    except ValueError:
         return None
 
 

@@ -24,11 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from assistant.errors import IndexStateError
-from assistant.ingest import LEXICAL_FILE, MANIFEST_FILE, refresh_lexical
 from assistant.settings import Settings
 from assistant.store.lexical import Bm25Index, analyse, strip_accents
 from assistant.store.manifest import Manifest
+from assistant.store.state import open_state, require_index
 from assistant.store.vector import slug
 from assistant.types import Hit
 
@@ -110,6 +109,7 @@ class Index:
     _fallback: Any = None
     _query_cache: dict[str, Any] = field(default_factory=dict)
     _files: dict[str, list[str]] | None = None
+    published: int = 0  # the published generation this index was opened at
 
     @property
     def store(self) -> Any:
@@ -222,17 +222,26 @@ def _jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / len(a | b) if a and b else 0.0
 
 
-def open_index(settings: Settings, index_dir: Path | None = None) -> Index:
-    """Open an index built by ``assistant ingest``; a French error says what to run if it is missing."""
+def open_index(settings: Settings, index_dir: Path | None = None, pin: bool = False) -> Index:
+    """Open an index built by ``assistant ingest``; a French error says what to run if it is missing.
+
+    ``pin=True`` (the web app) keeps the manifest connection on the snapshot read here, so that the
+    passages, the BM25 and the metadata stay those of one generation while another process or
+    replica ingests (``Manifest.pin``); ``generation`` is then the published one it serves."""
     index_dir = index_dir or settings.index_dir
-    if not (index_dir / MANIFEST_FILE).exists():
-        raise IndexStateError(
-            f"Aucun index dans {index_dir}. Construisez-le d'abord : assistant ingest --index {index_dir}"
-        )
-    manifest = Manifest(index_dir / MANIFEST_FILE)
-    refresh_lexical(manifest, index_dir)
-    lexical = Bm25Index.load(index_dir / LEXICAL_FILE)
-    if lexical is None:
-        raise IndexStateError(f"Index lexical illisible dans {index_dir} : relancez assistant ingest.")
-    glossary = json.loads(manifest.get("glossary", "{}") or "{}")
-    return Index(settings, index_dir, manifest, lexical, metadata=manifest.all_metadata(), glossary=glossary)
+    state = open_state(settings, index_dir)
+    require_index(state)
+    manifest = state.manifest()
+    if pin:
+        manifest.pin()
+    try:
+        lexical = state.lexical(manifest)
+        glossary = json.loads(manifest.get("glossary", "{}") or "{}")
+        metadata = manifest.all_metadata()
+        published = manifest.published
+    except BaseException:
+        manifest.close()
+        raise
+    index = Index(settings, index_dir, manifest, lexical, metadata=metadata, glossary=glossary)
+    index.published = published
+    return index

@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     # Vector store: empty URL = embedded Chroma in index_dir; else a Chroma server
     chroma_url: str = ""
     chroma_collection: str = Field("pqna_corpus", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,61}[a-zA-Z0-9]$")
+    # State (manifest, lexical terms, answers, feedback, eval jobs, ingest lock): empty = SQLite files in
+    # index_dir; postgresql://… = shared by every replica (assistant/store/state.py)
+    database_url: str = Field("", description="vide = SQLite dans index_dir ; postgresql://… = partagé")
+    db_retry_s: float = Field(10.0, ge=0, le=600, description="reconnexion à PostgreSQL, au plus (secondes)")
+    refresh_s: float = Field(2.0, ge=0, le=3600, description="suivi des nouvelles indexations ; 0 = jamais")
 
     # Language model (used by later stages; "none" = built-in composer)
     llm: Literal["none", "openai", "ollama", "fake"] = "none"
@@ -120,6 +125,14 @@ class Settings(BaseSettings):
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("doit commencer par http:// ou https:// (ou rester vide pour Chroma embarqué)")
         return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("doit commencer par postgresql:// (ou rester vide pour SQLite embarqué)")
+        return value
 
     @model_validator(mode="after")
     def _check_chunks(self) -> Settings:

@@ -52,5 +52,20 @@ if [ "${1:-}" = "--dev" ]; then
     npm install --no-audit --no-fund --silent --prefix .venv/node axe-core@4.14.1
   fi
 fi
+if [ "${1:-}" = "--dev" ]; then
+  # the replica and fault tests start a real PostgreSQL (initdb/pg_ctl in a temporary folder) and a
+  # real nginx in front of two replicas (tests/test_replicas.py, deploy/nginx.conf)
+  need=""
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$need postgresql"
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need="$need nginx"
+  if [ -n "$need" ]; then
+    if [ "$(id -u)" = "0" ]; then
+      echo "==> Installation de$need (tests des réplicas et des pannes)"
+      apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $need
+    else
+      echo "==>$need absent(s) : installez-les (sudo apt-get install -y$need) pour les tests des réplicas" >&2
+    fi
+  fi
+fi
 echo "==> Préparation du modèle d'embedding (hors ligne)"
 .venv/bin/assistant models

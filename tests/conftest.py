@@ -154,3 +154,93 @@ def serve_subprocess(settings: Settings, cwd: Path, port: int, **env: str) -> It
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def missing(what: str) -> None:
+    """Skip when a real server is not installed, except in CI (``CI=true``), where it fails: a test
+    that needs PostgreSQL or nginx must never pass by being skipped there."""
+    message = f"{what} absent : lancez bash scripts/setup.sh --dev (paquets Debian postgresql et nginx)"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+class PostgresServer:
+    """A real PostgreSQL (Debian's binaries) in a temporary folder on 127.0.0.1:``port``, run as the
+    ``postgres`` user when the tests run as root (initdb refuses root)."""
+
+    def __init__(self) -> None:
+        import glob
+        import shutil
+        import tempfile
+
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not bins:
+            missing("PostgreSQL (initdb)")
+        self.bin = Path(bins[-1]).parent
+        self.root = Path(tempfile.mkdtemp(prefix="assistant-pg-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        self.as_user: list[str] = []
+        if os.getuid() == 0:
+            if shutil.which("runuser") is None:
+                missing("runuser")
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+            shutil.chown(self.root, "postgres", "postgres")
+        subprocess.run([*self.as_user, str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres",
+                        "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.start()
+
+    def pg_ctl(self, *args: str, check: bool = True) -> None:
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off -c max_connections=200"
+        subprocess.run([*self.as_user, str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-w",
+                        "-l", str(self.root / "log"), *args], check=check,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+
+    def start(self) -> None:
+        self.pg_ctl("start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self.pg_ctl("stop", "-m", mode)
+
+    def restart(self) -> None:
+        self.pg_ctl("restart", "-m", "fast")
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def new_database(self) -> str:
+        """A fresh, empty database; returns its URL."""
+        import uuid
+
+        import psycopg
+
+        name = "t" + uuid.uuid4().hex[:12]
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def close(self) -> None:
+        import shutil
+
+        self.pg_ctl("stop", "-m", "immediate", check=False)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL for the whole session (each test takes ``postgres.new_database()``)."""
+    server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.close()

@@ -21,8 +21,9 @@ class EvalJob:
 
     def __init__(self, index: Any, set_path: Path, out_dir: Path, reports_dir: Path = Path("evals/reports"),
                  baseline: Path = Path("evals/baseline/report.json"), config: str = "hybrid",
-                 lock: threading.Lock | None = None) -> None:
+                 lock: threading.Lock | None = None, log: Any = None) -> None:
         self.index, self.set_path, self.out_dir = index, set_path, out_dir
+        self.log = log  # assistant.store.feedback.EvalJobLog: the state every replica sees
         self.reports_dir, self.baseline, self.config, self.lock = reports_dir, baseline, config, lock
         self._state: dict[str, Any] = {"running": False, "done": 0, "total": 0, "error": None, "summary": "",
                                        "out_dir": str(out_dir), "set": str(set_path)}
@@ -32,6 +33,12 @@ class EvalJob:
     def _update(self, **values: Any) -> None:
         with self._mutex:
             self._state.update(values)
+            state = dict(self._state)
+        if self.log is not None:
+            try:
+                self.log.record(self.out_dir.name, str(self.set_path), str(self.out_dir), state)
+            except Exception:  # noqa: BLE001, S110 - the run goes on; the record catches up at the next update
+                pass
 
     def state(self) -> dict[str, Any]:
         with self._mutex:

@@ -38,7 +38,7 @@ POLL_S = 0.2
 class IngestBusy(AssistantError):
     """Another ingest holds the lock of this index (French message naming its pid)."""
 
-    def __init__(self, index_dir: Path, holder: dict[str, Any] | None) -> None:
+    def __init__(self, index_dir: Path | str, holder: dict[str, Any] | None) -> None:
         self.holder = holder or {}
         who = ""
         if self.holder.get("pid"):

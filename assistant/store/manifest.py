@@ -1,11 +1,15 @@
-"""The manifest: which files the index holds, with their content hash and chunk ids (SQLite).
+"""The manifest: which files the index holds, with their content hash and chunk ids (SQLite, or
+PostgreSQL when ``ASSISTANT_DATABASE_URL`` is set; see ``assistant.store.state``).
 
-SQLite gives atomic transactions, so the manifest is always in a consistent state even when the
-ingester is killed. The manifest is the source of truth: a vector in Chroma whose id is not in the
+The database gives atomic transactions, so the manifest is always in a consistent state even when
+the ingester is killed. The manifest is the source of truth: a vector in Chroma whose id is not in the
 manifest is ignored by retrieval and removed by the next ingest.
 
 Tables: ``meta(key, value)``, ``files(path, hash, size, mtime_ns, status, error, n_chunks)``,
 ``chunks(id, path, ordinal, text, embed_text, metadata, terms, vector)``.
+
+``generation`` goes up at each commit; ``published`` is the generation of the last ingest that
+finished: replicas serve a published generation and switch when it changes.
 
 The vectors are kept here too (float32 blobs): Chroma is a derived index that can be rebuilt from
 the manifest without re-embedding, e.g. after a crash left its HNSW segment unreadable.
@@ -14,7 +18,6 @@ the manifest without re-embedding, e.g. after a crash left its HNSW segment unre
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +25,14 @@ from typing import Any
 
 import numpy as np
 
+from assistant.store.db import Database, migrate
 from assistant.types import Chunk
 
 SCHEMA_VERSION = "3"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
-    path TEXT PRIMARY KEY, hash TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    path TEXT PRIMARY KEY, hash TEXT NOT NULL, size BIGINT NOT NULL, mtime_ns BIGINT NOT NULL,
     status TEXT NOT NULL, error TEXT, n_chunks INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS chunks (
@@ -37,6 +41,14 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_path ON chunks(path);
 """
+# migration steps of the manifest's tables (assistant.store.db.migrate); append, never edit
+MIGRATIONS = [SCHEMA]
+UPSERT_FILE = ("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET hash=excluded.hash, "
+               "size=excluded.size, mtime_ns=excluded.mtime_ns, status=excluded.status, error=excluded.error, "
+               "n_chunks=excluded.n_chunks")
+UPSERT_CHUNK = ("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET path=excluded.path, "
+                "ordinal=excluded.ordinal, text=excluded.text, embed_text=excluded.embed_text, "
+                "metadata=excluded.metadata, terms=excluded.terms, vector=excluded.vector")
 
 
 @dataclass
@@ -51,30 +63,27 @@ class FileRecord:
 
 
 class Manifest:
-    """Thin wrapper over the SQLite file ``index/manifest.sqlite``."""
+    """The manifest's tables in one ``Database`` (a path opens ``index/manifest.sqlite``)."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(SCHEMA)
+    def __init__(self, db: Database | Path) -> None:
+        if isinstance(db, Path):
+            from assistant.store.db import connect_sqlite
+
+            db = connect_sqlite(db)
+        self.db = db
+        migrate(db, "manifest", MIGRATIONS)
 
     def close(self) -> None:
         self.db.close()
 
     def pin(self) -> None:
         """Read from a snapshot: this connection keeps seeing the manifest as it is now, while another
-        one (an ingest) commits. The web app pins the served index during a background ingest so
-        that answers come from the previous consistent state. ``unpin`` (or ``close``) ends it."""
-        if not self.db.in_transaction:
-            self.db.execute("BEGIN")
-            self.db.execute("SELECT COUNT(*) FROM files").fetchone()  # the snapshot starts at the first read
+        one (an ingest, here or on another replica) commits. A served index is pinned, so that
+        answers come from one consistent generation. ``unpin`` (or ``close``) ends it."""
+        self.db.pin()
 
     def unpin(self) -> None:
-        if self.db.in_transaction:
-            self.db.execute("ROLLBACK")
+        self.db.unpin()
 
     # --- meta -----------------------------------------------------------------------------------
     def get(self, key: str, default: str | None = None) -> str | None:
@@ -82,11 +91,33 @@ class Manifest:
         return row[0] if row else default
 
     def set(self, key: str, value: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+        """Write one meta value; on a pinned connection the write goes through a short second one, so
+        that the snapshot is kept and no write lock is held while serving."""
+        if self.db.pinned:
+            side = self.db.clone()
+            try:
+                Manifest(side).set(key, value)
+            finally:
+                side.close()
+            return
+        self.db.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                        (key, value))
 
     @property
     def generation(self) -> int:
         return int(self.get("generation", "0") or 0)
+
+    @property
+    def published(self) -> int:
+        """The generation of the last finished ingest (an index older than this key: ``generation``)."""
+        value = self.get("published")
+        return int(value) if value else self.generation
+
+    def publish(self) -> int:
+        """Mark the current generation as the one to serve (end of a successful ingest)."""
+        generation = self.generation
+        self.set("published", str(generation))
+        return generation
 
     # --- files ----------------------------------------------------------------------------------
     def files(self) -> dict[str, FileRecord]:
@@ -112,12 +143,12 @@ class Manifest:
             for record, chunks, terms, vectors in records:
                 self.db.execute("DELETE FROM chunks WHERE path=?", (record.path,))
                 self.db.execute(
-                    "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    UPSERT_FILE,
                     (record.path, record.hash, record.size, record.mtime_ns, record.status,
                      record.error, record.n_chunks),
                 )
                 self.db.executemany(
-                    "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    UPSERT_CHUNK,
                     [
                         (c.id, record.path, c.metadata.get("ordinal", 0), c.text, c.embed_text,
                          json.dumps(c.metadata, ensure_ascii=False), " ".join(t), v)
@@ -146,18 +177,8 @@ class Manifest:
     def _bump(self) -> None:
         self.set("generation", str(self.generation + 1))
 
-    class _Tx:
-        def __init__(self, db: sqlite3.Connection) -> None:
-            self.db = db
-
-        def __enter__(self) -> None:
-            self.db.execute("BEGIN IMMEDIATE")
-
-        def __exit__(self, exc_type: object, *_: object) -> None:
-            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
-
-    def transaction(self) -> Manifest._Tx:
-        return Manifest._Tx(self.db)
+    def transaction(self) -> Any:
+        return self.db.transaction()
 
     # --- chunks -----------------------------------------------------------------------------------
     def iter_terms(self) -> Iterator[tuple[str, list[str]]]:

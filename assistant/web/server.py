@@ -31,6 +31,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 from assistant.retrieve import Index  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
+from assistant.store.db import StoreUnavailable  # noqa: E402
 from assistant.store.lock import IngestBusy  # noqa: E402
 from assistant.web.analytics import register_analytics  # noqa: E402
 from assistant.web.catalogue import register_public_pages, widget_filters_html  # noqa: E402
@@ -133,6 +134,14 @@ def create_app(settings: Settings, index: Index | None = None, with_ui: bool = T
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return _error(400, "Requête invalide : envoyez un objet JSON {\"question\": \"…\", \"history\": [], \"filters\": {}}.")
+
+    @app.exception_handler(StoreUnavailable)
+    async def _store_down(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        # PostgreSQL restarting: nothing was recorded, the client is told to send it again
+        what = "votre avis n'a pas été enregistré" if request.url.path == "/api/feedback" else \
+            "la réponse n'a pas pu être enregistrée"
+        return _error(503, f"Service momentanément indisponible : {what} (base de données injoignable). "
+                           "Réessayez dans quelques secondes.", {"Retry-After": "5"})
 
     @app.get("/health")
     def health() -> dict[str, Any]:

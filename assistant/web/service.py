@@ -25,6 +25,7 @@ from assistant.evals.jobs import EvalJob
 from assistant.ingest import IngestReport, ingest
 from assistant.retrieve import FILTER_KEYS, Index, open_index
 from assistant.settings import Settings
+from assistant.store.state import open_state
 from assistant.types import DOC_TYPES, ECHELLES, Answer
 from assistant.web.feedback import FeedbackStore, snapshot
 from assistant.web.ratelimit import RateLimiter
@@ -62,8 +63,10 @@ class Service:
 
     def __init__(self, settings: Settings, index: Index | None = None, store: FeedbackStore | None = None) -> None:
         self.settings = settings
-        self.index = index or open_index(settings, settings.index_dir)
-        self.store = store or FeedbackStore(settings.feedback_path)
+        self.state = open_state(settings)  # SQLite in index_dir, or the PostgreSQL shared by replicas
+        # the served index reads one published generation (pinned snapshot) until the next swap
+        self.index = index or open_index(settings, settings.index_dir, pin=True)
+        self.store = store or self.state.feedback()
         self.limiter = RateLimiter(settings.rate_limit_per_minute)
         self.feedback_limiter = RateLimiter(settings.rate_limit_per_minute * 3)
         # staff requests per minute and client (the Documents tab polls the ingest); failed passwords
@@ -80,6 +83,45 @@ class Service:
         self.eval_job: EvalJob | None = None
         self.documents = Documents(settings)
         self.ingest_job = IngestJob(self.reindex)
+        self._reindexing = threading.Event()
+        self._refresher: threading.Thread | None = None
+        if index is None and settings.refresh_s > 0:
+            self.start_refresher(settings.refresh_s)
+
+    # --- following the generations that other processes or replicas publish -------------------
+
+    def start_refresher(self, every_s: float) -> None:
+        """Poll the published generation every ``every_s`` seconds (a daemon thread); when an
+        ingest elsewhere (CLI, another replica) publishes a new one, open it and swap, without a
+        restart. A database that cannot be reached is tried again at the next tick."""
+        def loop() -> None:
+            while True:
+                time.sleep(every_s)
+                try:
+                    self.refresh()
+                except Exception:  # noqa: BLE001, S112 - next tick; the served index stays as it is
+                    continue
+
+        self._refresher = threading.Thread(target=loop, daemon=True, name="generation-refresher")
+        self._refresher.start()
+
+    def refresh(self) -> bool:
+        """Swap to the published generation when it is not the served one; True when swapped."""
+        if self._reindexing.is_set() or self.state.published_generation() == self.index.published:
+            return False
+        fresh = open_index(self.settings, self.settings.index_dir, pin=True)
+        if self._reindexing.is_set() or fresh.published == self.index.published:
+            fresh.manifest.close()
+            return False
+        self._swap(fresh)
+        return True
+
+    def _swap(self, fresh: Index) -> None:
+        with self._lock:
+            fresh._embedder = fresh._embedder or self.index._embedder
+            fresh._store = fresh._store or self.index._store
+            old, self.index = self.index, fresh
+        old.manifest.close()
 
     def reindex(self, wait: bool = False, on_progress: Callable[[int, int, str], None] | None = None) -> IngestReport:
         """Bring the index up to date with the corpus in this warm process (model already loaded,
@@ -95,20 +137,16 @@ class Service:
             if not isinstance(self.index.embedder, SerialEmbedder):
                 self.index._embedder = SerialEmbedder(self.index.embedder, self._embed_lock)
             embedder, store = self.index.embedder, self.index.store
-            served = self.index
-            served.manifest.pin()  # answers read the passages as they were before this ingest
+            self.index.manifest.pin()  # answers read the passages as they were before this ingest
+        self._reindexing.set()
         try:
             report = ingest(self.settings.corpus_dir, self.settings.index_dir, self.settings, progress=False,
                             embedder=embedder, store=store, wait=wait, on_progress=on_progress)
-        except BaseException:
-            with self._lock:
-                served.manifest.unpin()
-            raise
-        fresh = open_index(self.settings, self.settings.index_dir)
-        with self._lock:
-            fresh._embedder, fresh._store = self.index._embedder, self.index._store
-            self.index.manifest.close()
-            self.index = fresh
+            fresh = open_index(self.settings, self.settings.index_dir, pin=True)
+            fresh._embedder, fresh._store = embedder, store
+            self._swap(fresh)
+        finally:
+            self._reindexing.clear()
         return report
 
     # --- staff « Documents » tab ---------------------------------------------------------------
@@ -244,7 +282,7 @@ class Service:
 
     def start_eval(self, set_name: str | None = None, upload: Path | None = None) -> EvalJob:
         """Start one evaluation in the background (a gold set by name, or an uploaded CSV/YAML/JSONL file)."""
-        if self.eval_job is not None and self.eval_job.state()["running"]:
+        if self.eval_job is not None and self.eval_job.state()["running"] or self._eval_log().running():
             raise QuestionError("Une évaluation est déjà en cours : attendez qu'elle se termine.")
         stamp = time.strftime("%Y%m%d-%H%M%S")
         reports = self.evals_dir / "reports"
@@ -259,9 +297,16 @@ class Service:
         else:
             raise QuestionError("Choisissez un jeu de questions ou déposez un fichier.")
         self.eval_job = EvalJob(self.index, set_path, reports / f"{stamp}-equipe", reports_dir=reports,
-                                baseline=self.evals_dir / "baseline" / "report.json", lock=self._lock)
+                                baseline=self.evals_dir / "baseline" / "report.json", lock=self._lock,
+                                log=self._eval_log())
         self.eval_job.start()
         return self.eval_job
+
+    def _eval_log(self) -> Any:
+        """The eval jobs recorded in the state (one log per Service, opened on first use)."""
+        if getattr(self, "_eval_jobs", None) is None:
+            self._eval_jobs = self.state.eval_jobs()
+        return self._eval_jobs
 
     def eval_state(self) -> dict[str, Any] | None:
         """Progress of the last evaluation, with the report's paths once written."""
