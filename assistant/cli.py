@@ -146,7 +146,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from assistant.web.server import serve
 
-    serve(_settings(args), host=args.host, port=args.port)
+    serve(_settings(args), host=args.host, port=args.port, workers=args.workers)
     return 0
 
 
@@ -191,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="adresse d'écoute (défaut : ASSISTANT_HOST, 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (défaut : ASSISTANT_PORT, 7860)")
     p.add_argument("--index", help="dossier de l'index (défaut : ASSISTANT_INDEX_DIR)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="processus qui répondent en parallèle sur le même port (défaut : 1 ; voir README, déploiement)")
     p.set_defaults(func=cmd_serve)
     p = sub.add_parser("calibration", help="afficher (ou recalculer) les seuils de refus étalonnés sur l'index")
     p.add_argument("--index", help="dossier de l'index (défaut : ASSISTANT_INDEX_DIR)")

@@ -94,7 +94,8 @@ class FeedbackStore:
         citations = [dataclasses.asdict(c) for c in result.citations]
         with self._lock:
             self._db.execute(
-                "INSERT INTO answers VALUES (?,?,?,?,?,?,?,?,?,?)",
+                # idempotent: a retry after a connection lost at the commit does not fail on the id
+                "INSERT INTO answers VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING",
                 (answer_id, _now(), channel, result.question, result.standalone_question, result.status,
                  result.answer, json.dumps(citations, ensure_ascii=False),
                  json.dumps(filters or {}, ensure_ascii=False), json.dumps(settings, ensure_ascii=False)),

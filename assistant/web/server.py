@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import json
 import os
 import shutil
 from pathlib import Path
@@ -271,8 +272,23 @@ def staff_ok(authorization: str, password: str) -> bool:
     return password_ok(given, password)
 
 
-def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
-    """Open the index, build the app and serve it with uvicorn until interrupted."""
+WORKER_SETTINGS = "ASSISTANT_SERVE_SETTINGS"  # the settings handed to each worker process (JSON)
+
+
+def worker_app() -> FastAPI:
+    """The app of one ``--workers`` process (uvicorn factory): same settings as the parent."""
+    from assistant.settings import load_settings
+
+    settings = load_settings(**json.loads(os.environ[WORKER_SETTINGS]))
+    app = create_app(settings)
+    app.state.service.warm_up()
+    return app
+
+
+def serve(settings: Settings, host: str | None = None, port: int | None = None, workers: int = 1) -> None:
+    """Open the index, build the app and serve it with uvicorn until interrupted. ``workers`` > 1
+    starts that many processes on the same socket (uvicorn's supervisor); each opens the index and
+    the state, and follows the generations that the others publish (``Service.start_refresher``)."""
     import uvicorn
 
     host, port = host or settings.host, port or settings.port
@@ -280,15 +296,21 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
         # answers are computed one at a time and a question is short: one torch thread is faster
         # than several fighting with the web server's threads (README, « Performances du serveur »)
         settings = settings.model_copy(update={"torch_threads": 1})
+    proxies = settings.forwarded_allow_ips.strip()
+    # X-Forwarded-For is read only from the proxies named in ASSISTANT_FORWARDED_ALLOW_IPS
+    options: dict[str, Any] = dict(host=host, port=port, log_level="warning", proxy_headers=bool(proxies),
+                                   forwarded_allow_ips=proxies or None, timeout_keep_alive=settings.keep_alive_s,
+                                   limit_concurrency=settings.max_connections, h11_max_incomplete_event_size=16 * 1024)
+    if workers > 1:
+        os.environ[WORKER_SETTINGS] = settings.model_dump_json()
+        print(f"Assistant disponible sur http://{host}:{port}/  ({workers} processus ; widget : /widget)", flush=True)
+        uvicorn.run("assistant.web.server:worker_app", factory=True, workers=workers, **options)
+        return
     app = create_app(settings)
     app.state.service.warm_up()
     print(f"Assistant disponible sur http://{host}:{port}/  (widget : /widget, lanceur : /embed.js)", flush=True)
-    proxies = settings.forwarded_allow_ips.strip()
     try:
-        # X-Forwarded-For is read only from the proxies named in ASSISTANT_FORWARDED_ALLOW_IPS
-        uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=bool(proxies),
-                    forwarded_allow_ips=proxies or None, timeout_keep_alive=settings.keep_alive_s,
-                    limit_concurrency=settings.max_connections, h11_max_incomplete_event_size=16 * 1024)
+        uvicorn.run(app, **options)
     finally:
         temp = getattr(app.state, "web_temp_dir", None)
         if temp is not None and not settings.web_temp_dir:
