@@ -229,3 +229,39 @@ def test_unreachable_database_is_a_clear_french_error(settings_for):
     assert "Base de données injoignable" in str(info.value) and "ASSISTANT_DATABASE_URL" in str(info.value)
     assert time.monotonic() - started < 10
     assert Path(s.index_dir).exists() is False
+
+
+def test_feedback_while_postgres_is_down_is_refused_in_french_then_stored(postgres, settings_for):
+    """PostgreSQL stopped for longer than ASSISTANT_DB_RETRY_S: the question and the feedback get a
+    French 503 (nothing acknowledged, nothing lost); once it is back, the same feedback is stored
+    and the app never needed a restart."""
+    from conftest import write_md
+    from fastapi.testclient import TestClient
+
+    from assistant.ingest import ingest
+    from assistant.web.server import create_app
+
+    s = settings_for(database_url=postgres.new_database(), db_retry_s=1, refresh_s=0, rate_limit_per_minute=0)
+    write_md(s.corpus_dir / "fiches-outils/a.md", "# Conseil citoyen\n\nLe conseil citoyen réunit habitants et associations.\n")
+    assert ingest(s.corpus_dir, s.index_dir, s, progress=False).usable
+    with TestClient(create_app(s, with_ui=False)) as client:
+        r = client.post("/api/ask", json={"question": "Comment lancer un conseil citoyen ?"})
+        assert r.status_code == 200
+        answer_id = r.headers["x-answer-id"]
+        postgres.stop()
+        try:
+            down = client.post("/api/feedback", json={"answer_id": answer_id, "rating": "up"})
+            assert down.status_code == 503 and down.headers["retry-after"] == "5"
+            assert "momentanément indisponible" in down.json()["detail"]
+            assert "votre avis n'a pas été enregistré" in down.json()["detail"]
+            ask = client.post("/api/ask", json={"question": "Comment lancer un conseil citoyen ?"})
+            assert ask.status_code == 503 and "la réponse n'a pas pu être enregistrée" in ask.json()["detail"]
+        finally:
+            postgres.start()
+        again = client.post("/api/feedback", json={"answer_id": answer_id, "rating": "up"})
+        assert again.status_code == 200, again.text
+        store = open_state(s).feedback()
+        try:
+            assert [r["answer_id"] for r in store.feedback_rows()] == [answer_id]
+        finally:
+            store.close()
