@@ -186,7 +186,9 @@ class PostgresServer:
         if not bins:
             missing("PostgreSQL (initdb)")
         self.bin = Path(bins[-1]).parent
-        self.root = Path(tempfile.mkdtemp(prefix="assistant-pg-"))
+        # directly in /tmp: the postgres user must reach it (the web app may have pointed tempfile at
+        # a private folder of its own)
+        self.root = Path(tempfile.mkdtemp(prefix="assistant-pg-", dir="/tmp" if Path("/tmp").is_dir() else None))
         self.data = self.root / "data"
         self.port = free_port()
         self.as_user: list[str] = []
