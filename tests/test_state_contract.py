@@ -265,3 +265,38 @@ def test_feedback_while_postgres_is_down_is_refused_in_french_then_stored(postgr
             assert [r["answer_id"] for r in store.feedback_rows()] == [answer_id]
         finally:
             store.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_served_index_keeps_its_generation_until_an_ingest_publishes(backend, request, settings_for):
+    """The web app's index is pinned to the published generation it opened: an ingest run elsewhere
+    (here in the same process, as the CLI or another replica would) changes nothing it serves until
+    it publishes; ``refresh`` (what the refresher thread calls) then swaps, without a restart."""
+    from conftest import write_md
+
+    from assistant.ingest import ingest
+    from assistant.web.service import Service
+
+    url = request.getfixturevalue("postgres").new_database() if backend == "postgresql" else ""
+    s = settings_for(database_url=url, refresh_s=0)
+    write_md(s.corpus_dir / "a.md", "# Conseil citoyen\n\nLe conseil citoyen réunit habitants et associations.\n")
+    ingest(s.corpus_dir, s.index_dir, s, progress=False)
+    service = Service(s)
+    before = len(service.index.metadata)
+    assert not service.refresh()
+    write_md(s.corpus_dir / "b.md", "# Marche exploratoire\n\nUne marche exploratoire parcourt le quartier.\n")
+    state = open_state(s)
+    manifest = state.manifest()
+    try:  # a commit that is not published yet (an ingest still running, or killed)
+        commit(manifest, "z.md", ["Un passage d'une ingestion en cours."])
+        assert state.published_generation() < manifest.generation
+        assert not service.refresh() and len(service.index.metadata) == before
+        assert service.index.manifest.count_chunks() == before  # the pinned snapshot
+    finally:
+        manifest.close()
+    ingest(s.corpus_dir, s.index_dir, s, progress=False)
+    assert service.refresh()
+    sources = {m["source"] for m in service.index.metadata.values()}
+    assert sources == {"a.md", "b.md"} and service.index.published == state.published_generation()
+    hits = service.index.search("marche exploratoire", k=1, mode="lexical")
+    assert hits[0].chunk.metadata["source"] == "b.md"

@@ -127,13 +127,9 @@ class SqliteState:
         return index
 
     def published_generation(self) -> int:
-        if not self.exists():
-            return 0
-        manifest = self.manifest()
-        try:
-            return manifest.published
-        finally:
-            manifest.close()
+        """Read-only, without creating or migrating anything (polled every few seconds)."""
+        value = read_meta(self.index_dir, None, "published") or read_meta(self.index_dir, None, "generation")
+        return int(value) if value else 0
 
     def ingest_lock(self) -> IndexLock:
         return IndexLock(self.index_dir)

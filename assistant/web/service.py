@@ -131,7 +131,7 @@ class Service:
         are in memory, and its manifest connection is pinned to a snapshot (``Manifest.pin``), so
         the passages it reads are those of the previous consistent state even after the ingest
         commits (the dense side may miss the old vectors of a changed file once they are deleted).
-        Only the swap to the new index takes the answer lock. One ingest at a time (``IndexLock``): with ``wait=False`` a running one
+        Only the swap to the new index takes the answer lock. One ingest at a time (the state's ingest lock): with ``wait=False`` a running one
         (CLI or app) raises ``IngestBusy`` with the French message."""
         with self._lock:  # answers and this ingest share the model: wrap it once, both use the wrapper
             if not isinstance(self.index.embedder, SerialEmbedder):
